@@ -1,0 +1,24 @@
+/**
+ * Every benchmark, in the order it runs. Adding one: write a `Benchmark`
+ * (bench/types.ts) in bench/paths/, give it an `available()` that says why it
+ * cannot run yet (bench/layers.ts `needLayers`), and list it here.
+ */
+import type { Benchmark } from './types.js'
+import { memcpyBw, open64g, sideTable } from './paths/region.js'
+import { folioPin, getPut, pinSweep, pinUnpin } from './paths/refcount.js'
+import { contention } from './paths/contention.js'
+import { daxPaths, dmaPaths, fsTimes } from './paths/upper.js'
+
+export const BENCHMARKS: readonly Benchmark[] = [
+  sideTable,
+  memcpyBw,
+  fsTimes,
+  open64g,
+  getPut,
+  pinUnpin,
+  pinSweep,
+  folioPin,
+  contention,
+  daxPaths,
+  dmaPaths,
+]

@@ -1,0 +1,216 @@
+/**
+ * The HTML report: self-contained (no script, no network), vega-lite specs
+ * compiled to vega and rendered to SVG in-process (`renderer: 'none'`),
+ * embedded inline; the results table with missed targets in red; the
+ * published figures of SPEC §9 beside ours; skipped paths with the reason.
+ */
+import * as vega from 'vega'
+import * as vl from 'vega-lite'
+import type { BenchReport, BenchResult } from './types.js'
+import { fmtNum, fmtVal, label } from './format.js'
+import { PUBLISHED } from './published.js'
+
+type Row = Record<string, string | number>
+
+function esc(s: unknown): string {
+  return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
+}
+
+/** Render one vega-lite spec to an inline SVG (namespace URLs removed: inline SVG in HTML needs none). */
+export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
+  const compiled = vl.compile(spec).spec
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' })
+  try {
+    const svg = await view.toSVG()
+    return svg.replace(/\s+xmlns(:\w+)?="[^"]*"/g, '')
+  } finally {
+    view.finalize()
+  }
+}
+
+const IMPL_COLORS = { domain: ['pmemu (JS/wasm)', 'C baseline', 'raw Atomics floor'], range: ['#1f77b4', '#2ca02c', '#bbbbbb'] }
+
+function timeRows(results: BenchResult[], unit: string): Row[] {
+  const rows: Row[] = []
+  for (const r of results) {
+    if (r.unit !== unit || r.workers !== undefined) continue
+    const model = r.model ?? 'any'
+    rows.push({ path: r.path, model, impl: 'pmemu (JS/wasm)', value: r.js })
+    if (r.c !== undefined) rows.push({ path: r.path, model, impl: 'C baseline', value: r.c })
+    if (r.floor !== undefined) rows.push({ path: r.path, model, impl: 'raw Atomics floor', value: r.floor })
+  }
+  return rows
+}
+
+function barChart(rows: Row[], unit: string, title: string): vl.TopLevelSpec {
+  return {
+    title,
+    data: { values: rows },
+    facet: { column: { field: 'model', type: 'nominal', title: 'model', sort: ['legacy', 'dax-gup', 'upstream', 'any'] } },
+    spec: {
+      width: { step: 14 },
+      height: 220,
+      mark: { type: 'bar', tooltip: false },
+      encoding: {
+        x: { field: 'path', type: 'nominal', title: null, axis: { labelAngle: -30 } },
+        xOffset: { field: 'impl', type: 'nominal', sort: IMPL_COLORS.domain },
+        y: { field: 'value', type: 'quantitative', title: unit },
+        color: { field: 'impl', type: 'nominal', title: null, scale: IMPL_COLORS, sort: IMPL_COLORS.domain },
+      },
+    },
+    config: { font: 'sans-serif', legend: { orient: 'bottom' } },
+  } as vl.TopLevelSpec
+}
+
+function gbsChart(results: BenchResult[]): vl.TopLevelSpec | undefined {
+  const rows: Row[] = []
+  for (const r of results) {
+    if (r.unit !== 'GB/s') continue
+    const what = label(r) + (r.model ? ` (${r.model})` : '')
+    rows.push({ what, impl: 'pmemu (JS/wasm)', value: r.js })
+    if (r.c !== undefined) rows.push({ what, impl: 'C memcpy', value: r.c })
+  }
+  if (!rows.length) return undefined
+  return {
+    title: 'Bandwidth into the region vs memcpy (GB/s, higher is better)',
+    data: { values: rows },
+    width: 420,
+    height: { step: 16 },
+    mark: 'bar',
+    encoding: {
+      y: { field: 'what', type: 'nominal', title: null },
+      yOffset: { field: 'impl', type: 'nominal' },
+      x: { field: 'value', type: 'quantitative', title: 'GB/s' },
+      color: { field: 'impl', type: 'nominal', title: null, scale: { domain: ['pmemu (JS/wasm)', 'C memcpy'], range: ['#1f77b4', '#2ca02c'] } },
+    },
+    config: { font: 'sans-serif', legend: { orient: 'bottom' } },
+  } as vl.TopLevelSpec
+}
+
+function contentionChart(results: BenchResult[]): vl.TopLevelSpec | undefined {
+  const rows: Row[] = []
+  for (const r of results) {
+    if (!r.path.startsWith('contention-') || r.workers === undefined) continue
+    const where = r.path.replace('contention-', '')
+    rows.push({ workers: r.workers, model: r.model ?? 'any', series: `pmemu, ${where}`, value: r.js })
+    if (r.c !== undefined) rows.push({ workers: r.workers, model: r.model ?? 'any', series: `C, ${where}`, value: r.c })
+  }
+  if (!rows.length) return undefined
+  return {
+    title: 'Contention: get+put per worker (ns/op) vs worker threads',
+    data: { values: rows },
+    facet: { column: { field: 'model', type: 'nominal', sort: ['legacy', 'dax-gup', 'upstream'] } },
+    spec: {
+      width: 200,
+      height: 180,
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'workers', type: 'quantitative', title: 'workers', axis: { tickMinStep: 1 } },
+        y: { field: 'value', type: 'quantitative', title: 'ns/op' },
+        color: { field: 'series', type: 'nominal', title: null },
+        strokeDash: { field: 'series', type: 'nominal', legend: null },
+      },
+    },
+    config: { font: 'sans-serif', legend: { orient: 'bottom' } },
+  } as vl.TopLevelSpec
+}
+
+function scalarChart(results: BenchResult[], test: (r: BenchResult) => boolean, unit: string, title: string): vl.TopLevelSpec | undefined {
+  const rows = results.filter(r => test(r)).map(r => ({ what: `${r.path} (${r.model ?? 'any'})`, value: r.js, met: r.met === false ? 'missed' : 'met / no target' }))
+  if (!rows.length) return undefined
+  return {
+    title,
+    data: { values: rows },
+    width: 420,
+    height: { step: 18 },
+    mark: 'bar',
+    encoding: {
+      y: { field: 'what', type: 'nominal', title: null },
+      x: { field: 'value', type: 'quantitative', title: unit },
+      color: { field: 'met', type: 'nominal', title: null, scale: { domain: ['met / no target', 'missed'], range: ['#1f77b4', '#d62728'] } },
+    },
+    config: { font: 'sans-serif', legend: { orient: 'bottom' } },
+  } as vl.TopLevelSpec
+}
+
+/** The vega-lite specs of the report, by title (exported for tests and for people who want the JSON). */
+export function chartSpecs(rep: BenchReport): { id: string; spec: vl.TopLevelSpec }[] {
+  const out: { id: string; spec: vl.TopLevelSpec }[] = []
+  const single = timeRows(rep.results, 'ns/op')
+  if (single.length) out.push({ id: 'ns-op', spec: barChart(single, 'ns/op', 'Single-page paths: ns/op per model, next to C and the raw-Atomics floor (lower is better)') })
+  const paged = timeRows(rep.results, 'ns/page')
+  if (paged.length) out.push({ id: 'ns-page', spec: barChart(paged, 'ns/page', 'Range paths: ns/page per model, next to C (lower is better)') })
+  const g = gbsChart(rep.results)
+  if (g) out.push({ id: 'gbs', spec: g })
+  const c = contentionChart(rep.results)
+  if (c) out.push({ id: 'contention', spec: c })
+  const o = scalarChart(rep.results, r => /^open-\d+[gm]$/.test(r.path), 'ms', 'Open of the sparse region (ms; target ≤ 1000 ms at 64 GiB)')
+  if (o) out.push({ id: 'open', spec: o })
+  return out
+}
+
+const CSS = `
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.num{text-align:right;white-space:nowrap}.missed{color:#c00;font-weight:600}.met{color:#080}
+.note{color:#666;font-size:12px}.warn{background:#fff4e5;border:1px solid #f0b36b;padding:8px;margin:8px 0}
+.chart{margin:12px 0;overflow-x:auto}code{background:#f4f4f4;padding:0 3px}
+`
+
+/** The whole report as one HTML string. */
+export async function renderHtml(rep: BenchReport): Promise<string> {
+  const charts: string[] = []
+  for (const { id, spec } of chartSpecs(rep)) {
+    try {
+      charts.push(`<div class="chart" id="chart-${id}">${await renderSvg(spec)}</div>`)
+    } catch (e) {
+      charts.push(`<p class="missed">chart ${esc(id)} could not be rendered: ${esc((e as Error).message)}</p>`)
+    }
+  }
+  const rows = rep.results.map(r => {
+    const cls = r.met === undefined ? '' : r.met ? 'met' : 'missed'
+    return `<tr><td>${esc(label(r))}</td><td>${esc(r.model ?? '—')}</td>` +
+      `<td class="num">${esc(fmtVal(r.js, r.unit))}</td><td class="num">${esc(fmtVal(r.c, r.unit))}</td>` +
+      `<td class="num">${r.ratio === undefined ? '—' : esc(fmtNum(r.ratio) + '×')}</td>` +
+      `<td class="num">${esc(fmtVal(r.floor, r.unit))}</td><td class="num">${r.floorRatio === undefined ? '—' : esc(fmtNum(r.floorRatio) + '×')}</td>` +
+      `<td class="${cls}">${esc(r.targetText ?? '—')}${r.met === undefined ? '' : r.met ? ' ✓ met' : ' ✗ missed'}</td>` +
+      `<td class="note">${esc(r.note ?? '')}</td></tr>`
+  }).join('\n')
+  const pub = PUBLISHED.map(p => {
+    const o = p.ours(rep)
+    return `<tr><td>${esc(p.what)}</td><td class="num">${esc(p.published)}</td><td class="note">${esc(p.source)}</td>` +
+      `<td class="num">${o ? esc(`${fmtNum(o.value)} ${o.unit}`) : '—'}</td><td class="note">${esc(o?.how ?? 'not measured in this run')}</td></tr>`
+  }).join('\n')
+  const skippedRows = rep.skipped.map(s => `<tr><td>${esc(s.path)}</td><td>${esc(s.model ?? '—')}</td><td>${esc(s.reason)}</td></tr>`).join('\n')
+  const m = rep.machine
+  const caps = Object.entries(rep.capabilities).map(([k, v]) => `${k}: ${String(v)}`).join(', ')
+  const warn = /tmpfs|ramfs|memory/.test(rep.fsType) || rep.dax ? '' : `<div class="warn">${esc(rep.fsNote)}</div>`
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>pmemu benchmarks</title><style>${CSS}</style></head>
+<body>
+<h1>pmemu benchmarks ${esc(rep.quick ? '(quick run)' : '')}</h1>
+<p>pmemu ${esc(rep.version)} on Node ${esc(rep.node)} · ${esc(m.cpus)} × ${esc(m.model)} · ${esc((m.memory / 2 ** 30).toFixed(1))} GiB RAM · ${esc(m.platform)} ${esc(m.kernel)} (${esc(m.arch)})<br>
+region <code>${esc(rep.file)}</code> on <b>${esc(rep.fsType)}${rep.dax ? ' (DAX)' : ''}</b> · backend ${esc(rep.backend)} · ${esc(caps)}<br>
+models ${esc(rep.models.join(', '))} · ${esc(rep.workers)} worker(s) · ${esc(rep.startedAt)} · ${esc((rep.durationMs / 1000).toFixed(1))} s</p>
+${warn}
+<p class="note">ratio = js / C for times, C / js for GB/s: above 1 means slower than C. The floor is bare <code>Atomics.add</code> calls of the same count in a JS loop on the same memory.</p>
+<h2>Charts</h2>
+${charts.join('\n')}
+<h2>Results</h2>
+<table><thead><tr><th>path</th><th>model</th><th>js</th><th>C</th><th>js/C</th><th>raw-Atomics floor</th><th>js/floor</th><th>target</th><th>what</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table>
+<h2>Beside the published figures (SPEC §9)</h2>
+<table><thead><tr><th>what</th><th>published</th><th>source</th><th>this run</th><th>measured as</th></tr></thead>
+<tbody>
+${pub}
+</tbody></table>
+${rep.skipped.length ? `<h2>Skipped</h2>
+<table><thead><tr><th>path</th><th>model</th><th>why</th></tr></thead><tbody>
+${skippedRows}
+</tbody></table>` : ''}
+</body></html>
+`
+}

@@ -1,0 +1,133 @@
+/**
+ * Shapes of the benchmark suite: the Benchmark JSON of API.md (`BenchReport`,
+ * `BenchResult`) and the small module interface every benchmark implements
+ * (`Benchmark`), registered in one list (bench/registry.ts).
+ */
+import type { Device } from '../src/region/index.js'
+import type { ModelName } from '../src/region/types.js'
+
+export type { ModelName }
+export type Unit = 'ns/op' | 'ns/page' | 'GB/s' | 'ms' | 'B/page' | 'MiB' | 'µs'
+
+/** Is bigger better (GB/s) or smaller better (everything else)? */
+export function higherIsBetter(unit: Unit): boolean {
+  return unit === 'GB/s'
+}
+
+/**
+ * One figure. `js` is what pmemu's TypeScript/wasm path measured; `c` the
+ * native baseline on the same memory in the same run; `ratio` = js / c for
+ * times and c / js for GB/s (so > 1 always means "slower than C");
+ * `floor` the raw-Atomics floor (bare `Atomics` calls of the same count in a JS
+ * loop on the same memory) and `floorRatio` = js / floor.
+ * `target` applies to `targetOn` ('ratio' or the 'js' value itself);
+ * `met` says whether it held.
+ */
+export interface BenchResult {
+  path: string
+  model: ModelName | null
+  workers?: number
+  unit: Unit
+  js: number
+  c?: number
+  ratio?: number
+  floor?: number
+  floorRatio?: number
+  target?: number
+  targetOn?: 'ratio' | 'js'
+  /** The target as people read it, e.g. '≤ 2.0× C', '≤ 1000 ms'. */
+  targetText?: string
+  met?: boolean
+  /** Free-text context: what exactly was timed, sizes, caveats. */
+  note?: string
+}
+
+/** A path that could not run (its layer is not there yet, or it does not apply). */
+export interface SkippedPath {
+  path: string
+  model: ModelName | null
+  reason: string
+}
+
+export interface BenchReport {
+  version: string
+  node: string
+  machine: { cpus: number; model: string; memory: number; arch: string; platform: string; kernel: string }
+  file: string
+  fsType: string
+  /** The mount has DAX on (real pmem). */
+  dax: boolean
+  /** Human-readable: what the fs type means for the figures. */
+  fsNote: string
+  backend: string
+  capabilities: Record<string, unknown>
+  quick: boolean
+  models: ModelName[]
+  workers: number
+  startedAt: string
+  durationMs: number
+  results: BenchResult[]
+  skipped: SkippedPath[]
+}
+
+export type ProgressEvent =
+  | { kind: 'start'; total: number }
+  | { kind: 'step'; done: number; total: number; label: string }
+  | { kind: 'result'; result: BenchResult }
+  | { kind: 'skip'; skipped: SkippedPath }
+  | { kind: 'end' }
+
+/** Timing knobs, scaled down in quick mode. */
+export interface Budget {
+  /** mitata min_cpu_time per measurement, ns. */
+  minCpuNs: number
+  /** Operations per timed JS call (the loop inside one mitata sample). */
+  block: number
+  /** Iterations handed to one C baseline call. */
+  cIters: number
+  /** Repetitions of the C baseline (the median is kept). */
+  cReps: number
+  /** Pages of the pin sweep. */
+  sweepPages: number
+  /** Bytes per memcpy round. */
+  copyBytes: number
+  /** Wall-clock ms per contention point. */
+  contentionMs: number
+  /** Size of the sparse region the open benchmark opens (64 GiB but in tests). */
+  openBytes: number
+}
+
+export interface BenchContext {
+  file: string
+  /** Usable bytes of the bench region. */
+  size: number
+  quick: boolean
+  workers: number
+  budget: Budget
+  /** A scratch directory for extra files (removed at the end). */
+  scratch: string
+  /** The model of this invocation (null for model-independent benchmarks). */
+  model: ModelName | null
+  /** The bench region, opened with `model` (upstream for global benchmarks). */
+  dev: Device
+  /** Plain progress text (one line). */
+  log(msg: string): void
+}
+
+/**
+ * One benchmark module. `paths` lists the result paths it produces, for the
+ * skipped list when `available()` says no. `available` returns null when it
+ * can run, or the reason it cannot ('not available yet: src/dma has no
+ * DmaEngine'); it is called once per run.
+ */
+export interface Benchmark {
+  id: string
+  title: string
+  paths: string[]
+  /** 'model': once per selected model; 'global': once, model null. */
+  scope: 'model' | 'global'
+  /** Relative cost, for the progress bar (default 1). */
+  weight?: number
+  available(): Promise<string | null>
+  run(ctx: BenchContext): Promise<BenchResult[]>
+}

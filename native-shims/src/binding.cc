@@ -1,0 +1,205 @@
+// V8 glue for the pmemu native core. Node-API cannot create a
+// SharedArrayBuffer over external memory on Node 20, so this uses the V8 API:
+// each window is a SharedArrayBuffer whose BackingStore points into one
+// mapping; the deleter drops a reference and the last one unmaps, whichever
+// thread's GC lets go last.
+#include <node.h>
+#include <v8.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+extern "C" {
+#include "baseline.h"
+#include "pmem_core.h"
+}
+
+using v8::Array;
+using v8::BackingStore;
+using v8::Boolean;
+using v8::Context;
+using v8::Exception;
+using v8::FunctionCallbackInfo;
+using v8::Isolate;
+using v8::Local;
+using v8::Number;
+using v8::Object;
+using v8::SharedArrayBuffer;
+using v8::String;
+using v8::Value;
+
+namespace {
+
+void ThrowErrno(Isolate *iso, int err, const char *syscall, const char *msg = nullptr) {
+  iso->ThrowException(node::ErrnoException(iso, err, syscall, msg));
+}
+
+void ThrowRange(Isolate *iso, const char *msg) {
+  iso->ThrowException(Exception::RangeError(String::NewFromUtf8(iso, msg).ToLocalChecked()));
+}
+
+void WindowDeleter(void *data, size_t length, void *deleter_data) {
+  (void)data;
+  (void)length;
+  pm_mapping_unref(static_cast<pm_mapping *>(deleter_data));
+}
+
+double NumArg(const FunctionCallbackInfo<Value> &a, int i) {
+  Local<Context> ctx = a.GetIsolate()->GetCurrentContext();
+  return a[i]->NumberValue(ctx).FromMaybe(-1);
+}
+
+// Build { sabs, mapSync, syncErrno } with one SAB per [offset, length] pair.
+bool MakeWindows(Isolate *iso, pm_mapping *m, Local<Array> slices, int sync_errno, Local<Object> *out) {
+  Local<Context> ctx = iso->GetCurrentContext();
+  uint32_t n = slices->Length() / 2;
+  Local<Array> sabs = Array::New(iso, n);
+  for (uint32_t i = 0; i < n; i++) {
+    double off = slices->Get(ctx, 2 * i).ToLocalChecked()->NumberValue(ctx).FromMaybe(-1);
+    double len = slices->Get(ctx, 2 * i + 1).ToLocalChecked()->NumberValue(ctx).FromMaybe(-1);
+    if (off < 0 || len <= 0 || off + len > (double)m->length) {
+      ThrowRange(iso, "window outside the mapping");
+      return false;
+    }
+    pm_mapping_ref(m);
+    std::unique_ptr<BackingStore> bs = SharedArrayBuffer::NewBackingStore(
+        static_cast<char *>(m->addr) + (size_t)off, (size_t)len, WindowDeleter, m);
+    Local<SharedArrayBuffer> sab = SharedArrayBuffer::New(iso, std::shared_ptr<BackingStore>(std::move(bs)));
+    sabs->Set(ctx, i, sab).Check();
+  }
+  Local<Object> o = Object::New(iso);
+  o->Set(ctx, String::NewFromUtf8Literal(iso, "sabs"), sabs).Check();
+  o->Set(ctx, String::NewFromUtf8Literal(iso, "mapSync"), Boolean::New(iso, m->map_sync != 0)).Check();
+  o->Set(ctx, String::NewFromUtf8Literal(iso, "syncErrno"), Number::New(iso, sync_errno)).Check();
+  *out = o;
+  return true;
+}
+
+// mapFile(fd, length, readOnly, trySync, slices) -> { sabs, mapSync, syncErrno }
+void MapFile(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  if (a.Length() < 5 || !a[4]->IsArray()) return ThrowRange(iso, "mapFile(fd, length, readOnly, trySync, slices)");
+  int fd = (int)NumArg(a, 0);
+  double length = NumArg(a, 1);
+  if (length <= 0) return ThrowRange(iso, "mapping length must be positive");
+  int sync_errno = 0;
+  pm_mapping *m = pm_map(fd, (size_t)length, a[2]->BooleanValue(iso), a[3]->BooleanValue(iso), &sync_errno);
+  if (!m) return ThrowErrno(iso, errno, "mmap");
+  Local<Object> out;
+  bool ok = MakeWindows(iso, m, a[4].As<Array>(), sync_errno, &out);
+  pm_mapping_unref(m);  // the windows hold their own references now
+  if (ok) a.GetReturnValue().Set(out);
+}
+
+// mapAnon(length, slices) -> { sabs, mapSync: false, syncErrno }
+void MapAnon(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  if (a.Length() < 2 || !a[1]->IsArray()) return ThrowRange(iso, "mapAnon(length, slices)");
+  double length = NumArg(a, 0);
+  if (length <= 0) return ThrowRange(iso, "mapping length must be positive");
+  int sync_errno = 0;
+  pm_mapping *m = pm_map(-1, (size_t)length, 0, 0, &sync_errno);
+  if (!m) return ThrowErrno(iso, errno, "mmap");
+  Local<Object> out;
+  bool ok = MakeWindows(iso, m, a[1].As<Array>(), EOPNOTSUPP, &out);
+  pm_mapping_unref(m);
+  if (ok) a.GetReturnValue().Set(out);
+}
+
+char *SabData(Isolate *iso, Local<Value> v, double off, double len) {
+  if (!v->IsSharedArrayBuffer()) {
+    ThrowRange(iso, "expected a SharedArrayBuffer");
+    return nullptr;
+  }
+  std::shared_ptr<BackingStore> bs = v.As<SharedArrayBuffer>()->GetBackingStore();
+  if (off < 0 || len < 0 || off + len > (double)bs->ByteLength()) {
+    ThrowRange(iso, "range outside the buffer");
+    return nullptr;
+  }
+  return static_cast<char *>(bs->Data()) + (size_t)off;
+}
+
+pm_flush_kind KindArg(Isolate *iso, Local<Value> v) {
+  String::Utf8Value s(iso, v);
+  const char *k = *s ? *s : "";
+  if (!strcmp(k, "clwb")) return PM_FLUSH_CLWB;
+  if (!strcmp(k, "clflushopt")) return PM_FLUSH_CLFLUSHOPT;
+  if (!strcmp(k, "msync")) return PM_FLUSH_MSYNC;
+  return PM_FLUSH_NONE;
+}
+
+// persist(sab, offset, length, kind)
+void Persist(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  double off = NumArg(a, 1), len = NumArg(a, 2);
+  char *p = SabData(iso, a[0], off, len);
+  if (!p) return;
+  int err = pm_persist(KindArg(iso, a[3]), p, (size_t)len);
+  if (err) ThrowErrno(iso, err, "msync");
+}
+
+void CpuFlush(const FunctionCallbackInfo<Value> &a) {
+  a.GetReturnValue().Set(String::NewFromUtf8(a.GetIsolate(), pm_flush_name(pm_cpu_flush())).ToLocalChecked());
+}
+
+// Baselines: each returns elapsed nanoseconds as a Number.
+void BenchGetPut(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  char *p = SabData(iso, a[0], NumArg(a, 1), 4);
+  if (!p) return;
+  a.GetReturnValue().Set((double)pm_bench_get_put((int32_t *)p, (uint64_t)NumArg(a, 2)));
+}
+
+void BenchPinUnpin(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  char *p = SabData(iso, a[0], NumArg(a, 1), 4);
+  if (!p) return;
+  a.GetReturnValue().Set((double)pm_bench_pin_unpin((int32_t *)p, (int32_t)NumArg(a, 2), (uint64_t)NumArg(a, 3)));
+}
+
+// benchSweep(sab, offset, stride, count, delta, rounds)
+void BenchSweep(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  double stride = NumArg(a, 2), count = NumArg(a, 3);
+  if (count < 1 || stride < 4) return ThrowRange(iso, "bad sweep");
+  char *p = SabData(iso, a[0], NumArg(a, 1), stride * (count - 1) + 4);
+  if (!p) return;
+  a.GetReturnValue().Set((double)pm_bench_sweep(p, (size_t)stride, (size_t)count, (int32_t)NumArg(a, 4), (uint64_t)NumArg(a, 5)));
+}
+
+// benchFolioPin(sab, refOffset, pincountOffset, iters)
+void BenchFolioPin(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  char *r = SabData(iso, a[0], NumArg(a, 1), 4);
+  if (!r) return;
+  char *p = SabData(iso, a[0], NumArg(a, 2), 4);
+  if (!p) return;
+  a.GetReturnValue().Set((double)pm_bench_folio_pin((int32_t *)r, (int32_t *)p, (uint64_t)NumArg(a, 3)));
+}
+
+// benchMemcpy(dstSab, dstOff, srcSab, srcOff, length, rounds)
+void BenchMemcpy(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  double len = NumArg(a, 4);
+  char *d = SabData(iso, a[0], NumArg(a, 1), len);
+  if (!d) return;
+  char *s = SabData(iso, a[2], NumArg(a, 3), len);
+  if (!s) return;
+  a.GetReturnValue().Set((double)pm_bench_memcpy(d, s, (size_t)len, (uint64_t)NumArg(a, 5)));
+}
+
+}  // namespace
+
+// Context-aware, so the addon loads in worker threads too.
+NODE_MODULE_INIT(/* exports, module, context */) {
+  NODE_SET_METHOD(exports, "mapFile", MapFile);
+  NODE_SET_METHOD(exports, "mapAnon", MapAnon);
+  NODE_SET_METHOD(exports, "persist", Persist);
+  NODE_SET_METHOD(exports, "cpuFlush", CpuFlush);
+  NODE_SET_METHOD(exports, "benchGetPut", BenchGetPut);
+  NODE_SET_METHOD(exports, "benchPinUnpin", BenchPinUnpin);
+  NODE_SET_METHOD(exports, "benchSweep", BenchSweep);
+  NODE_SET_METHOD(exports, "benchFolioPin", BenchFolioPin);
+  NODE_SET_METHOD(exports, "benchMemcpy", BenchMemcpy);
+}

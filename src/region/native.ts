@@ -1,0 +1,39 @@
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { packageRoot } from '../util/root.js'
+import type { FlushKind } from './types.js'
+
+/** The shape of native-shims/src/binding.cc's exports. */
+export interface NativeShim {
+  mapFile(fd: number, length: number, readOnly: boolean, trySync: boolean, slices: number[]): MapResult
+  mapAnon(length: number, slices: number[]): MapResult
+  persist(sab: SharedArrayBuffer, offset: number, length: number, kind: FlushKind): void
+  cpuFlush(): FlushKind
+  benchGetPut(sab: SharedArrayBuffer, offset: number, iters: number): number
+  benchPinUnpin(sab: SharedArrayBuffer, offset: number, delta: number, iters: number): number
+  benchSweep(sab: SharedArrayBuffer, offset: number, stride: number, count: number, delta: number, rounds: number): number
+  benchFolioPin(sab: SharedArrayBuffer, refOffset: number, pinOffset: number, iters: number): number
+  benchMemcpy(dst: SharedArrayBuffer, dstOff: number, src: SharedArrayBuffer, srcOff: number, length: number, rounds: number): number
+}
+export interface MapResult { sabs: SharedArrayBuffer[]; mapSync: boolean; syncErrno: number }
+
+let shim: NativeShim | undefined
+let loadError: Error | undefined
+
+/** The native shim, loaded once per thread (it is context-aware, so workers load it too). */
+export function nativeShim(): NativeShim {
+  if (shim) return shim
+  if (loadError) throw loadError
+  try {
+    const require = createRequire(import.meta.url)
+    shim = require(join(packageRoot(), 'native-shims/build/Release/pmemu_native.node')) as NativeShim
+    return shim
+  } catch (e) {
+    loadError = e as Error
+    throw e
+  }
+}
+
+export function nativeAvailable(): boolean {
+  try { nativeShim(); return true } catch { return false }
+}

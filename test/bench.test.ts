@@ -1,0 +1,183 @@
+// The benchmark suite: shapes, not timings (machines are noisy).
+import t from 'tap'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  runBenchmarks, renderHtml, compareReports, compareLines, parseMountinfo, describeFs, detectFs, result,
+  ratioOf, TINY_BUDGET, BENCHMARKS, type BenchReport, type Benchmark,
+} from '../bench/index.js'
+import { runBenchCommand } from '../src/cli/bench.js'
+
+const UNITS = new Set(['ns/op', 'ns/page', 'GB/s', 'ms', 'B/page', 'MiB', 'µs'])
+const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pmemu-bench-test-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+
+// A benchmark whose layer is missing, and one that throws: both must end up in `skipped`.
+const missing: Benchmark = {
+  id: 'missing', title: 'needs a layer that is not there', paths: ['fault'], scope: 'model',
+  available: async () => 'not available yet: src/dax has nothing', run: async () => [],
+}
+const broken: Benchmark = {
+  id: 'broken', title: 'throws', paths: ['broken'], scope: 'global',
+  available: async () => null, run: async () => { throw new Error('boom') },
+}
+
+let report: BenchReport
+t.before(async () => {
+  report = await runBenchmarks({
+    file: join(dir, 'tiny.pmem'), size: '8MiB', models: ['legacy', 'upstream'], workers: 1, quick: true,
+    budget: TINY_BUDGET, benchmarks: [...BENCHMARKS.filter(b => b.id !== 'contention'), missing, broken],
+  })
+})
+
+t.test('the report is well formed', async t => {
+  t.match(report, {
+    version: String, node: process.version, machine: { cpus: Number, model: String, memory: Number },
+    file: String, fsType: String, backend: 'native', capabilities: Object, quick: true, results: Array, skipped: Array,
+  })
+  t.ok(report.results.length > 0)
+  for (const r of report.results) {
+    t.ok(UNITS.has(r.unit), `${r.path}: unit ${r.unit}`)
+    t.ok(Number.isFinite(r.js) && r.js >= 0, `${r.path}: js is a number`)
+    t.ok(r.model === null || ['legacy', 'dax-gup', 'upstream'].includes(r.model), `${r.path}: model`)
+    if (r.c !== undefined) {
+      t.ok(r.ratio !== undefined, `${r.path}: a C figure comes with a ratio`)
+      const expect = r.unit === 'GB/s' ? r.c / r.js : r.js / r.c
+      t.ok(Math.abs(r.ratio! - expect) / expect < 0.01, `${r.path}: ratio ${r.ratio} ≈ ${expect}`)
+    }
+    if (r.target !== undefined) t.type(r.met, 'boolean', `${r.path}: a target comes with met`)
+  }
+  // every refcount path, for each model, with C, ratio and floor
+  for (const model of ['legacy', 'upstream']) {
+    for (const path of ['get-put', 'pin-unpin', 'pin-sweep', 'folio-pin']) {
+      const r = report.results.find(x => x.path === path && x.model === model)
+      t.ok(r, `${path} ${model} present`)
+      t.ok(r?.c !== undefined && r.ratio !== undefined && r.floor !== undefined && r.floorRatio !== undefined, `${path} ${model}: c, ratio, floor`)
+    }
+    t.ok(report.results.find(x => x.path === 'open-256m' && x.model === model && x.unit === 'ms'), `open ${model}`)
+  }
+  const side = report.results.find(x => x.path === 'side-table')
+  t.equal(side?.unit, 'B/page')
+  t.equal(side?.js, 32, 'one 32-byte record per page')
+  const mc = report.results.find(x => x.path === 'memcpy')
+  t.equal(mc?.unit, 'GB/s')
+  t.ok(mc?.c, 'memcpy has a C figure')
+})
+
+t.test('skipped paths are marked with the reason', async t => {
+  const f = report.skipped.filter(s => s.path === 'fault' && s.reason.includes('not available yet: src/dax has nothing'))
+  t.same(f.map(s => s.model).sort(), ['legacy', 'upstream'], 'once per model')
+  t.ok(report.skipped.some(s => s.path === 'broken' && s.model === null && /failed: boom/.test(s.reason)), 'a failing benchmark is skipped, not fatal')
+  t.notOk(report.results.some(r => r.path === 'fault'))
+  // the real registry: layers not there yet say so
+  for (const s of report.skipped) t.ok(s.reason.length > 0)
+})
+
+t.test('ratios and targets', async t => {
+  t.equal(ratioOf('ns/op', 8, 4), 2)
+  t.equal(ratioOf('GB/s', 10, 20), 2)
+  const a = result({ path: 'get-put', model: 'upstream', unit: 'ns/op', js: 8, c: 4, floor: 16, maxRatio: 2 })
+  t.match(a, { ratio: 2, floor: 16, floorRatio: 0.5, target: 2, targetOn: 'ratio', met: true, targetText: '≤ 2.0× C' })
+  const b = result({ path: 'folio-pin', model: 'upstream', unit: 'ns/page', js: 0.2, c: 0.02, maxValue: 0.1 })
+  t.match(b, { ratio: 10, target: 0.1, targetOn: 'js', met: false })
+  const c = result({ path: 'dma-copy', model: 'upstream', unit: 'GB/s', js: 10, c: 20, maxRatio: 1.25 })
+  t.match(c, { ratio: 2, met: false })
+})
+
+t.test('the HTML report is self-contained', async t => {
+  const html = await renderHtml(report)
+  t.match(html, /^<!doctype html>/)
+  t.notMatch(html, /https?:\/\//, 'no http(s) URL anywhere')
+  t.notMatch(html, /<script/i, 'no script')
+  t.ok((html.match(/<svg/g) ?? []).length >= 3, 'ns/op, ns/page and GB/s charts')
+  t.notMatch(html, /could not be rendered/)
+  t.match(html, /SPEC §9/)
+  t.match(html, /not available yet/, 'skipped paths listed')
+})
+
+t.test('--compare prints per-path change', async t => {
+  const old = { results: [
+    { path: 'get-put', model: 'upstream' as const, unit: 'ns/op' as const, js: 10 },
+    { path: 'memcpy', model: null, unit: 'GB/s' as const, js: 20 },
+    { path: 'gone', model: null, unit: 'ms' as const, js: 1 },
+  ] }
+  const cur = { results: [
+    { path: 'get-put', model: 'upstream' as const, unit: 'ns/op' as const, js: 12 },
+    { path: 'memcpy', model: null, unit: 'GB/s' as const, js: 10 },
+    { path: 'new', model: null, unit: 'ms' as const, js: 1 },
+  ] }
+  const r = compareReports(old, cur)
+  t.equal(r.changes.length, 2)
+  t.match(r.changes.find(c => c.path === 'get-put'), { old: 10, new: 12, worse: true })
+  t.ok(Math.abs(r.changes.find(c => c.path === 'get-put')!.change - 0.2) < 1e-9)
+  t.match(r.changes.find(c => c.path === 'memcpy'), { change: -0.5, worse: true })
+  t.same(r.added.map(x => x.path), ['new'])
+  t.same(r.removed.map(x => x.path), ['gone'])
+  const text = compareLines(old, cur).join('\n')
+  t.match(text, /get-put.*10\.0 ns\/op.*12\.0 ns\/op.*\+20\.0 %.*WORSE/)
+  t.match(text, /gone/)
+})
+
+t.test('fs type detection', async t => {
+  const mi = [
+    '22 27 0:21 / /proc rw,relatime - proc proc rw',
+    '27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard',
+    '30 24 0:27 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24684096k',
+    '40 27 259:1 / /mnt/pmem rw,relatime - xfs /dev/pmem0 rw,attr2,dax=always',
+    '41 27 259:2 / /mnt/my\\040disk rw,relatime - ext4 /dev/sdb1 rw',
+  ].join('\n')
+  t.match(parseMountinfo(mi, '/dev/shm/x.pmem'), { fsType: 'tmpfs', dax: false, suitable: true, mountPoint: '/dev/shm' })
+  t.match(parseMountinfo(mi, '/mnt/pmem/a/b'), { fsType: 'xfs', dax: true, suitable: true })
+  t.match(parseMountinfo(mi, '/home/me/r.pmem'), { fsType: 'ext4', dax: false, suitable: false, mountPoint: '/' })
+  t.match(parseMountinfo(mi, '/mnt/my disk/r'), { fsType: 'ext4', mountPoint: '/mnt/my disk' })
+  t.match(parseMountinfo(mi, '/dev/shmx/r'), { mountPoint: '/' }, 'a prefix must end at a path separator')
+  t.match(describeFs('ext4', ['rw'], '/', '/dev/vda').note, /neither a DAX nor a tmpfs mount/)
+  t.equal(detectFs(undefined).fsType, 'memory')
+  if (existsSync('/dev/shm')) t.equal(detectFs('/dev/shm/does-not-exist-yet').fsType, 'tmpfs')
+})
+
+t.test('pmemu bench: --json, --html, --compare, warnings, table', async t => {
+  const lines: string[] = []
+  const errs: string[] = []
+  const json = join(dir, 'run.json')
+  const html = join(dir, 'run.html')
+  const old = join(dir, 'old.json')
+  writeFileSync(old, JSON.stringify({ startedAt: 'earlier', results: [{ path: 'side-table', model: null, unit: 'B/page', js: 64 }] }))
+  const file = join(dir, 'cli.pmem')
+  const rep = await runBenchCommand({
+    file, size: '8MiB', model: 'upstream', workers: '1', quick: true, json, html, compare: old,
+    out: l => lines.push(l), err: l => errs.push(l), plain: true,
+    run: { budget: TINY_BUDGET, only: ['side-table', 'get-put', 'dma', 'contention'] },
+  })
+  const text = lines.join('\n')
+  t.match(text, /side-table\s+—\s+32\.0 B\/page/, 'table with units')
+  t.match(text, /get-put\s+upstream\s+[\d.]+ ns\/op\s+[\d.]+ ns\/op\s+[\d.]+× C/)
+  t.match(text, /skipped dma-copy, unpin-to-truncate: not available yet/)
+  t.match(text, /side-table.*64\.0 B\/page.*32\.0 B\/page.*-50\.0 %.*better/, 'compare line')
+  t.match(text, new RegExp(`report written to ${html.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+  t.ok(existsSync(file), 'a given --file is kept')
+  const j = JSON.parse(readFileSync(json, 'utf8')) as BenchReport
+  t.same(j.results, rep.results)
+  t.match(readFileSync(html, 'utf8'), /<svg/)
+  t.match(errs.join('\n'), /\[\d+\/\d+\] get-put · upstream/, 'plain progress lines')
+  t.ok(rep.results.some(r => r.path === 'contention-same-page' && r.workers === 1 && r.c !== undefined), 'contention from a worker thread')
+  await t.rejects(runBenchCommand({ model: 'nope' as 'all', out: () => {}, err: () => {} }), { code: 'EINVAL' })
+  await t.rejects(runBenchCommand({ compare: join(dir, 'missing.json'), out: () => {}, err: () => {} }), { code: 'ENOENT' })
+})
+
+t.test('the default region is removed afterwards', async t => {
+  const rep = await runBenchmarks({ size: '8MiB', models: 'upstream', budget: TINY_BUDGET, only: ['side-table'] })
+  t.notOk(existsSync(rep.file), `${rep.file} removed`)
+})
+
+t.test('a region on an ordinary disk gets a warning naming its fs', async t => {
+  const base = mkdtempSync(join(tmpdir(), 'pmemu-bench-warn-'))
+  t.teardown(() => rmSync(base, { recursive: true, force: true }))
+  const fs = detectFs(join(base, 'r.pmem'))
+  if (fs.suitable) { t.pass(`the temp dir is on ${fs.fsType}: nothing to warn about`); return }
+  const errs: string[] = []
+  await runBenchCommand({ file: join(base, 'r.pmem'), size: '8MiB', model: 'upstream', out: () => {}, err: l => errs.push(l), plain: true,
+    run: { budget: TINY_BUDGET, only: ['side-table'] } })
+  t.match(errs.join('\n'), new RegExp(`warning: ${fs.fsType} at .* neither a DAX nor a tmpfs mount`))
+})

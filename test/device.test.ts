@@ -1,0 +1,128 @@
+import t from 'tap'
+import { mkdtempSync, existsSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { openDevice, isPmemuError } from '../src/index.js'
+import { main } from '../src/cli/main.js'
+
+const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pmemu-dev-'))
+let n = 0
+const file = () => join(dir, `d${n++}.pmem`)
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = ''
+  let err = ''
+  const ow = process.stdout.write.bind(process.stdout)
+  const ew = process.stderr.write.bind(process.stderr)
+  process.stdout.write = ((s: string) => { out += s; return true }) as typeof process.stdout.write
+  process.stderr.write = ((s: string) => { err += s; return true }) as typeof process.stderr.write
+  try {
+    const code = await main(['node', 'pmemu', ...args])
+    return { code, out, err }
+  } finally {
+    process.stdout.write = ow
+    process.stderr.write = ew
+    process.exitCode = 0
+  }
+}
+
+t.test('openDevice: identity, defaults and the memory backend', async t => {
+  const dev = await openDevice(undefined, { size: '64MiB' })
+  t.equal(dev.backend, 'memory')
+  t.equal(dev.model, 'upstream')
+  t.equal(dev.pageSize, 4096)
+  t.equal(dev.size, 64 * 2 ** 20)
+  t.equal(dev.pageCount * dev.pageSize, dev.capacity)
+  t.equal(dev.pgmapRefs(), dev.pageCount, 'upstream takes pgmap refs in bulk at enable')
+  t.same(dev.check(), [])
+  t.equal(dev.page(5).refcount, 0)
+  await dev.close()
+  await dev.close()
+  t.throws(() => dev.view(0, 1), { code: 'ENXIO' })
+  t.throws(() => dev.pages.get(1), { code: 'ENXIO' })
+  t.throws(() => dev.page(1), { code: 'ENXIO' })
+})
+
+t.test('every model idles as SPEC §3 says after open', async t => {
+  for (const [model, ref, pgmap] of [['legacy', 1, 0], ['dax-gup', 0, 0], ['upstream', 0, -1]] as const) {
+    const dev = await openDevice(undefined, { size: '8MiB', model })
+    t.equal(dev.page(3).refcount, ref, `${model} idle refcount`)
+    t.equal(dev.pgmapRefs(), pgmap === -1 ? dev.pageCount : pgmap, `${model} pgmap`)
+    dev.pages.get(3)
+    t.equal(dev.page(3).refcount, ref + 1)
+    dev.pages.put(3)
+    t.same(dev.check(), [])
+    await dev.close()
+  }
+})
+
+t.test('poison survives close and reopen and marks the page', async t => {
+  const f = file()
+  const dev = await openDevice(f, { size: '8MiB', create: true })
+  const r = dev.poison(4096 + 100, 10)
+  t.same(r, { offset: 4096, length: 512 }, 'rounded to 512-byte sectors')
+  t.ok(dev.page(1).flags.includes('poisoned'))
+  await dev.close()
+  const again = await openDevice(f)
+  t.same(again.badblocks(), [{ offset: 4096, length: 512 }])
+  t.ok(again.page(1).flags.includes('poisoned'))
+  again.clearPoison(4096, 512)
+  t.same(again.badblocks(), [])
+  t.notOk(again.page(1).flags.includes('poisoned'))
+  t.throws(() => again.poison(again.capacity, 1), { code: 'EINVAL' })
+  t.throws(() => again.poison(0, 0), { code: 'EINVAL' })
+  await again.close()
+})
+
+t.test('crash resets the side table and keeps the device open', async t => {
+  const dev = await openDevice(undefined, { size: '8MiB', crashShadow: true, model: 'legacy' })
+  dev.pages.get(2)
+  dev.write(0, Buffer.from('durable'))
+  dev.persist(0, 7)
+  dev.write(4096, Buffer.from('lost'))
+  let told = 0
+  dev.onCrash(() => { told++ })
+  const r = await dev.crash({ keep: 'none', seed: 7 })
+  t.equal(r.linesLost, 1)
+  t.equal(told, 1)
+  t.equal(dev.page(2).refcount, 1, 'idle again')
+  t.equal(Buffer.from(dev.view(0, 7)).toString(), 'durable')
+  t.equal(dev.view(4096, 1)[0], 0)
+  await dev.close()
+})
+
+t.test('bad options are typed errors', async t => {
+  await t.rejects(openDevice(undefined, {}), { code: 'EINVAL' })
+  await t.rejects(openDevice(42 as unknown as string), { code: 'EINVAL' })
+  await t.rejects(openDevice(undefined, { size: '1MiB', model: 'nope' as 'legacy' }), { code: 'EINVAL' })
+  try {
+    await openDevice(join(dir, 'missing.pmem'))
+    t.fail('should throw')
+  } catch (e) {
+    t.ok(isPmemuError(e, 'ENOENT'))
+  }
+})
+
+t.test('pmemu info on a file made by openDevice', async t => {
+  const f = file()
+  const dev = await openDevice(f, { size: '16MiB', create: true, model: 'dax-gup' })
+  dev.poison(0, 1024)
+  await dev.close()
+  const text = await cli('info', f)
+  t.equal(text.code, 0)
+  t.match(text.out, /size\s+16 MiB/)
+  t.match(text.out, /model\s+dax-gup/)
+  t.match(text.out, /MAP_SYNC\s+no/)
+  t.match(text.out, /badblocks\s+1 ranges, 1024 bytes/)
+  const json = await cli('info', f, '--json')
+  const s = JSON.parse(json.out)
+  t.equal(s.sizeBytes, 16 * 2 ** 20)
+  t.equal(s.pageSizeBytes, 4096)
+  t.equal(s.badblocks, 1)
+  const missing = await cli('info', join(dir, 'nope'))
+  t.equal(missing.code, 1)
+  t.match(missing.err, /ENOENT/)
+  const usage = await cli('info')
+  t.equal(usage.code, 2)
+  t.ok(existsSync(f) && readFileSync(f).length === 16 * 2 ** 20)
+})
