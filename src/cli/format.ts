@@ -1,3 +1,4 @@
+import type { FsSummary } from '../fs/index.js'
 import { formatBytes } from '../util/size.js'
 import type { Device } from '../region/index.js'
 
@@ -36,4 +37,17 @@ export function printSummary(s: Record<string, unknown>, out: (l: string) => voi
     ['badblocks', `${s.badblocks} ranges, ${s.badBytes} bytes`],
   ]
   for (const [k, v] of rows) out(`${k.padEnd(12)} ${v}`)
+}
+
+export function printFsSummary(fs: FsSummary, out: (l: string) => void): void {
+  if (!fs.present) {
+    out(`${'fs'.padEnd(12)} none (${fs.error ?? 'no pmemu file system'})`)
+    return
+  }
+  const bs = fs.blockSize
+  out(`${'fs'.padEnd(12)} pmemu fs v${fs.version}, label '${fs.label ?? ''}', uuid ${fs.uuid}`)
+  out(`${'fs blocks'.padEnd(12)} ${fs.blocks} of ${bs} bytes, ${fs.freeBlocks} free (${formatBytes((fs.freeBlocks ?? 0) * (bs ?? 0))})`)
+  out(`${'fs inodes'.padEnd(12)} ${fs.usedInodes} used of ${fs.inodes}`)
+  out(`${'fs journal'.padEnd(12)} ${fs.journalBlocks} blocks`)
+  out(`${'fs state'.padEnd(12)} ${fs.state}`)
 }
