@@ -25,4 +25,9 @@ export interface FsDevice {
    * Returns a function that unregisters the listener.
    */
   onCrash(listener: () => void): () => void
+  /**
+   * Optional: the device's bad ranges (byte offsets, 512-byte sectors), as
+   * Linux badblocks. fsck reports those that hit metadata as problems.
+   */
+  badblocks?(): Array<{ offset: number; length: number }>
 }

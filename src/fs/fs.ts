@@ -472,8 +472,20 @@ export class PmemFs {
   /**
    * Shut the fs down (XFS-style forced shutdown): every later call fails with
    * EIO. Used by the fault layer when metadata is poisoned. Nothing is written.
+   * With code 'ENXIO' (the fault layer, when the device is unbound or closed)
+   * every later call fails with ENXIO instead, and the device is free to be
+   * mounted again (as after a crash).
    */
-  shutdown(reason: string): void {
+  shutdown(reason: string, code: 'EIO' | 'ENXIO' = 'EIO'): void {
+    if (code === 'ENXIO') {
+      // The device is gone (unbound, closed, crashed): ENXIO wins over an earlier EIO shutdown.
+      if (this.dead?.code !== 'ENXIO') {
+        this.log.warn({ reason }, 'device gone')
+        this.dead = { code: 'ENXIO', reason }
+      }
+      this.detach()
+      return
+    }
     if (this.dead) return
     this.log.error({ reason }, 'file system shut down')
     this.dead = { code: 'EIO', reason: `file system shut down: ${reason}` }
@@ -655,7 +667,16 @@ export class PmemFs {
 
   /** The one place data is read: the fault layer's poison check hangs off beforeDataRead. */
   private dataRead(off: number, dst: Uint8Array, ctx: IoContext): void {
-    this.ioHooks.beforeDataRead?.(off, dst.length, ctx)
+    const hook = this.ioHooks.beforeDataRead
+    if (hook) {
+      try { hook(off, dst.length, ctx) } catch (e) {
+        // A hook refusing part of the range (poison) may say how many bytes at its start are readable:
+        // they are copied, nothing past them is (see docs/faults.md).
+        const clean = (e as { cleanBytes?: unknown } | null)?.cleanBytes
+        if (typeof clean === 'number' && clean > 0 && clean < dst.length) this.device.read(off, dst.subarray(0, clean))
+        throw e
+      }
+    }
     this.device.read(off, dst)
   }
 
@@ -1481,14 +1502,26 @@ export class PmemFs {
     const bs = this.blockSize
     const l0 = Math.floor(pos / bs)
     const l1 = Math.ceil((pos + n) / bs)
-    forEachRun(inode.extents, l0, l1, (l, k, p) => {
-      const s = Math.max(pos, l * bs)
-      const e = Math.min(pos + n, (l + k) * bs)
-      const dst = buf.subarray(s - pos, e - pos)
-      if (p === null) dst.fill(0)
-      else this.dataRead(p * bs + (s - l * bs), dst, { ino: node.ino, fileOffset: s })
-    })
-    void path
+    let at = pos
+    try {
+      forEachRun(inode.extents, l0, l1, (l, k, p) => {
+        const s = Math.max(pos, l * bs)
+        const e = Math.min(pos + n, (l + k) * bs)
+        at = s
+        const dst = buf.subarray(s - pos, e - pos)
+        if (p === null) dst.fill(0)
+        else this.dataRead(p * bs + (s - l * bs), dst, { ino: node.ino, fileOffset: s })
+      })
+    } catch (e) {
+      // A refused read (poison): tell the caller how many bytes at the start of buf are good.
+      if (e instanceof PmemuError) {
+        const clean = (e as { cleanBytes?: unknown }).cleanBytes
+        ;(e as { bytesRead?: number }).bytesRead = at - pos + (typeof clean === 'number' ? clean : 0)
+        delete (e as { cleanBytes?: unknown }).cleanBytes
+        if (e.path === undefined) e.path = path
+      }
+      throw e
+    }
     return n
   }
 

@@ -48,6 +48,8 @@ export interface FsckReport {
   recovered: string[]
   /** True when repair changed the image. */
   repaired: boolean
+  /** Poisoned blocks found in the device's badblocks list and who owns them (only when there are some). */
+  badblocks?: Array<{ offset: number; length: number; pfn: number; owner: string; metadata: boolean }>
   summary?: { blocks: number; freeBlocks: number; inodes: number; usedInodes: number; files: number; directories: number; quarantinedBlocks: number }
 }
 
@@ -71,6 +73,7 @@ export async function fsck(dev: FsDevice, opts: FsckOptions = {}): Promise<FsckR
     const again = new Checker(dev, false, undefined, log).run()
     const left = again.problems
     const out: FsckReport = { clean: false, exitCode: left.length ? 4 : 1, problems: first.problems, recovered: first.recovered, repaired: true, summary: again.summary }
+    if (again.badblocks) out.badblocks = again.badblocks
     if (left.length) out.problems = [...first.problems, ...left.map(p => `after repair: ${p}`)]
     return out
   } catch (e) {
@@ -125,7 +128,9 @@ class Checker {
 
   private result(exitCode: 0 | 1 | 4 | 8, attach: number[] = []): RunResult {
     for (const [g, n] of this.extraProblems) if (n > MAX_LISTED) this.problems.push(`… and ${n - MAX_LISTED} more ${g} problems`)
-    return { clean: this.problems.length === 0, exitCode, problems: this.problems, recovered: this.recovered, repaired: this.writes, attach }
+    const r: RunResult = { clean: this.problems.length === 0, exitCode, problems: this.problems, recovered: this.recovered, repaired: this.writes, attach }
+    if (this.badHits.length > 0) r.badblocks = this.badHits
+    return r
   }
 
   private read(off: number, len: number): Uint8Array {
@@ -401,6 +406,8 @@ class Checker {
         m.changed = true
       }
     }
+    // --------------------------------------------------------------- badblocks
+    this.checkBadblocks()
     // ------------------------------------------------------------------ bitmap
     this.progress?.({ phase: 'bitmap', done: 0, total: 1 })
     const bmOff = sb.bitmapStart * bs
@@ -453,6 +460,50 @@ class Checker {
     this.log.debug({ problems: r.problems.length }, 'fsck pass done')
     return r
   }
+
+  /**
+   * Poisoned sectors (the device's badblocks list, when it has one) in
+   * metadata — superblocks, journal, bitmap, inode table, extent blocks,
+   * directory blocks — are problems repair cannot fix (exit code 4): the fs
+   * would shut down on them. Poison in file data or free space is listed in
+   * `badblocks` and is not a problem (reads there fail with EHWPOISON; a
+   * whole-sector write clears it).
+   */
+  private checkBadblocks(): void {
+    const d = this.dev as { badblocks?: () => Array<{ offset: number; length: number }> }
+    if (typeof d.badblocks !== 'function') return
+    let list: Array<{ offset: number; length: number }>
+    try { list = d.badblocks() } catch { return }
+    const { bs, N, sb } = this
+    for (const r of list) {
+      const first = Math.floor(r.offset / bs)
+      const last = Math.floor((r.offset + r.length - 1) / bs)
+      for (let x = first; x <= last && x < N; x++) {
+        const s = Math.max(r.offset, x * bs)
+        const e = Math.min(r.offset + r.length, (x + 1) * bs)
+        const o = this.owner[x]!
+        let what: string
+        let meta = true
+        if (x === 0) what = 'primary superblock'
+        else if (x === sb.backupBlock) what = 'backup superblock'
+        else if (x >= sb.journalStart && x < sb.journalStart + sb.journalBlocks) what = 'journal'
+        else if (x >= sb.bitmapStart && x < sb.bitmapStart + sb.bitmapBlocks) what = 'bitmap'
+        else if (x >= sb.inodeTableStart && x < sb.dataStart) what = 'inode table'
+        else if (o < 0) what = 'metadata'
+        else if (o === 0) { what = 'free space'; meta = false }
+        else {
+          const m = this.inodes[o]
+          if (m && m.overflow.includes(x)) what = `extent block of inode ${o}`
+          else if (m && isDir(m.mode)) what = `directory block of inode ${o}`
+          else { what = o === QUARANTINE_INO ? 'quarantined block' : `data of inode ${o}`; meta = false }
+        }
+        this.badHits.push({ offset: s, length: e - s, pfn: x, owner: what, metadata: meta })
+        if (meta) this.problem(`badblocks: bytes ${s}..${e - 1} are poisoned in block ${x} (${what})`, 'badblocks')
+      }
+    }
+  }
+
+  private badHits: Array<{ offset: number; length: number; pfn: number; owner: string; metadata: boolean }> = []
 
   private reachedRef: Uint8Array = new Uint8Array(0)
   private releasedRuns: Array<[number, number]> = []
