@@ -48,7 +48,7 @@ export class PmemuError extends Error {
   length?: number
 
   constructor(code: ErrorCode, syscall: string, message: string, details: ErrorDetails = {}) {
-    const where = details.path !== undefined ? `, '${details.path}'`
+    const where = details.path !== undefined ? ` '${details.path}'`
       : details.pfn !== undefined ? `, pfn ${details.pfn}`
       : details.offset !== undefined ? `, offset ${details.offset}` : ''
     super(`${code}: ${message}, ${syscall}${where}`, details.cause !== undefined ? { cause: details.cause } : undefined)

@@ -1,0 +1,782 @@
+/**
+ * `toNodeFs(fs)`: a `node:fs/promises`-shaped object over a pmemu file
+ * system, so tooling written against `fs.promises` runs unchanged on an
+ * emulated pmem device — with crash, poison and DMA races injectable under it.
+ *
+ * Paths: pmemu paths are absolute ('/a/b'). The adapter also accepts relative
+ * paths (resolved against '/', the adapter has no working directory), Buffers
+ * and `file:` URLs; '//' and '.'/'..' are normalised lexically.
+ * Errors carry the `code`, negative `errno`, `syscall`, `path` (as the caller
+ * passed it) and `dest` that `node:fs` would report. See
+ * docs/testing-with-pmemu.md for the list of known divergences.
+ */
+import { Buffer } from 'node:buffer'
+import { constants as fsConstants } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { posix } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { isPmemuError } from '../errors.js'
+import type { PmemFile, PmemFs, PmemStats } from '../fs/index.js'
+import { argError, closedHandleError, nodeError, rmIsDirError, toNodeError, type NodeSystemError } from './errors.js'
+
+export type { NodeSystemError } from './errors.js'
+
+/** A path as `node:fs` accepts it. */
+export type PathLike = string | Buffer | URL
+/** Open flags as `node:fs` accepts them ('r', 'w+', 'ax', or O_* numbers). */
+export type OpenMode = string | number
+/** An encoding name, or 'buffer' for Buffers. */
+export type Encoding = BufferEncoding | 'buffer'
+
+/** Data `writeFile`/`appendFile` accept. */
+export type WriteData = string | NodeJS.ArrayBufferView | Iterable<string | NodeJS.ArrayBufferView> | AsyncIterable<string | NodeJS.ArrayBufferView>
+
+export interface ReadFileOptions { encoding?: Encoding | null; flag?: OpenMode; signal?: AbortSignal }
+export interface WriteFileOptions { encoding?: BufferEncoding | null; mode?: number; flag?: OpenMode; signal?: AbortSignal; flush?: boolean }
+export interface StatOptions { bigint?: boolean }
+export interface MkdirOptions { recursive?: boolean; mode?: number | string }
+export interface RmOptions { recursive?: boolean; force?: boolean; maxRetries?: number; retryDelay?: number }
+export interface ReaddirOptions { encoding?: Encoding | null; withFileTypes?: boolean; recursive?: boolean }
+
+// ------------------------------------------------------------------ stats
+
+/** A `fs.Stats`-like object: the same own fields as Node's, and the is*() methods. */
+export class PmemNodeStats {
+  dev: number; ino: number; mode: number; nlink: number; uid: number; gid: number; rdev: number
+  size: number; blksize: number; blocks: number
+  atimeMs: number; mtimeMs: number; ctimeMs: number; birthtimeMs: number
+  atime: Date; mtime: Date; ctime: Date; birthtime: Date
+  /** @internal */
+  constructor(s: PmemStats) {
+    this.dev = s.dev; this.mode = s.mode; this.nlink = s.nlink; this.uid = s.uid; this.gid = s.gid; this.rdev = s.rdev
+    this.blksize = s.blksize; this.ino = s.ino; this.size = s.size; this.blocks = s.blocks
+    this.atimeMs = s.atimeMs; this.mtimeMs = s.mtimeMs; this.ctimeMs = s.ctimeMs; this.birthtimeMs = s.birthtimeMs
+    this.atime = new Date(s.atimeMs); this.mtime = new Date(s.mtimeMs); this.ctime = new Date(s.ctimeMs); this.birthtime = new Date(s.birthtimeMs)
+  }
+  isFile(): boolean { return (this.mode & fsConstants.S_IFMT) === fsConstants.S_IFREG }
+  isDirectory(): boolean { return (this.mode & fsConstants.S_IFMT) === fsConstants.S_IFDIR }
+  isSymbolicLink(): boolean { return false }
+  isBlockDevice(): boolean { return false }
+  isCharacterDevice(): boolean { return false }
+  isFIFO(): boolean { return false }
+  isSocket(): boolean { return false }
+}
+
+/** A `fs.BigIntStats`-like object (`stat(path, { bigint: true })`). */
+export class PmemNodeBigIntStats {
+  dev: bigint; ino: bigint; mode: bigint; nlink: bigint; uid: bigint; gid: bigint; rdev: bigint
+  size: bigint; blksize: bigint; blocks: bigint
+  atimeMs: bigint; mtimeMs: bigint; ctimeMs: bigint; birthtimeMs: bigint
+  atimeNs: bigint; mtimeNs: bigint; ctimeNs: bigint; birthtimeNs: bigint
+  atime: Date; mtime: Date; ctime: Date; birthtime: Date
+  /** @internal */
+  constructor(s: PmemStats) {
+    const B = (n: number): bigint => BigInt(Math.trunc(n))
+    this.dev = B(s.dev); this.mode = B(s.mode); this.nlink = B(s.nlink); this.uid = B(s.uid); this.gid = B(s.gid); this.rdev = B(s.rdev)
+    this.blksize = B(s.blksize); this.ino = B(s.ino); this.size = B(s.size); this.blocks = B(s.blocks)
+    this.atimeMs = B(s.atimeMs); this.mtimeMs = B(s.mtimeMs); this.ctimeMs = B(s.ctimeMs); this.birthtimeMs = B(s.birthtimeMs)
+    this.atimeNs = this.atimeMs * 1_000_000n; this.mtimeNs = this.mtimeMs * 1_000_000n
+    this.ctimeNs = this.ctimeMs * 1_000_000n; this.birthtimeNs = this.birthtimeMs * 1_000_000n
+    this.atime = new Date(s.atimeMs); this.mtime = new Date(s.mtimeMs); this.ctime = new Date(s.ctimeMs); this.birthtime = new Date(s.birthtimeMs)
+  }
+  isFile(): boolean { return (Number(this.mode) & fsConstants.S_IFMT) === fsConstants.S_IFREG }
+  isDirectory(): boolean { return (Number(this.mode) & fsConstants.S_IFMT) === fsConstants.S_IFDIR }
+  isSymbolicLink(): boolean { return false }
+  isBlockDevice(): boolean { return false }
+  isCharacterDevice(): boolean { return false }
+  isFIFO(): boolean { return false }
+  isSocket(): boolean { return false }
+}
+
+function toStats(s: PmemStats, opts?: StatOptions): PmemNodeStats | PmemNodeBigIntStats {
+  return opts?.bigint ? new PmemNodeBigIntStats(s) : new PmemNodeStats(s)
+}
+
+/** A `fs.Dirent`-like entry (`readdir(..., { withFileTypes: true })`, `Dir.read()`). */
+export class PmemDirent {
+  /** @internal */
+  constructor(readonly name: string, readonly parentPath: string, private readonly dir: boolean) {}
+  /** Alias of parentPath (as Node 20). */
+  get path(): string { return this.parentPath }
+  isFile(): boolean { return !this.dir }
+  isDirectory(): boolean { return this.dir }
+  isSymbolicLink(): boolean { return false }
+  isBlockDevice(): boolean { return false }
+  isCharacterDevice(): boolean { return false }
+  isFIFO(): boolean { return false }
+  isSocket(): boolean { return false }
+}
+
+// ------------------------------------------------------------------ paths
+
+/** The caller's path as a string (for error messages), and the pmemu path it names. */
+function pathArg(p: unknown, name = 'path'): { user: string; fs: string } {
+  let s: string
+  if (typeof p === 'string') s = p
+  else if (Buffer.isBuffer(p)) s = p.toString('utf8')
+  else if (p instanceof URL) {
+    if (p.protocol !== 'file:') throw argError('ERR_INVALID_URL_SCHEME', 'The URL must be of scheme file')
+    s = fileURLToPath(p)
+  } else {
+    throw argError('ERR_INVALID_ARG_TYPE', `The "${name}" argument must be of type string or an instance of Buffer or URL. Received ${describe(p)}`)
+  }
+  if (s.includes('\0')) {
+    throw argError('ERR_INVALID_ARG_VALUE', `The argument '${name}' must be a string, Uint8Array, or URL without null bytes. Received ${JSON.stringify(s)}`)
+  }
+  return { user: s, fs: toFsPath(s) }
+}
+
+/** Resolve a user path to the pmemu absolute form: relative paths against '/', '//' collapsed, a trailing '/' kept. */
+export function toFsPath(p: string): string {
+  const r = posix.resolve('/', p)
+  return r !== '/' && p.endsWith('/') ? `${r}/` : r
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null'
+  if (v === undefined) return 'undefined'
+  if (typeof v === 'function') return 'function'
+  if (typeof v === 'object') return `an instance of ${(v as object).constructor?.name ?? 'Object'}`
+  return `type ${typeof v} (${String(v)})`
+}
+
+function bytesOf(v: NodeJS.ArrayBufferView): Uint8Array {
+  return v instanceof Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+}
+
+function encodingOf(opts: unknown, dflt: Encoding | null): Encoding | null {
+  if (typeof opts === 'string') return opts as Encoding
+  if (opts && typeof opts === 'object' && 'encoding' in opts) {
+    const e = (opts as { encoding?: Encoding | null }).encoding
+    return e === undefined ? dflt : e
+  }
+  return dflt
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    const err = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string }
+    err.name = 'AbortError'
+    err.code = 'ABORT_ERR'
+    throw err
+  }
+}
+
+async function wrap<T>(syscall: string, path: string | undefined, fn: () => T | Promise<T>, dest?: string): Promise<T> {
+  try { return await fn() } catch (e) { throw toNodeError(e, syscall, path, dest) }
+}
+
+function wrapSync<T>(syscall: string, path: string | undefined, fn: () => T, dest?: string): T {
+  try { return fn() } catch (e) { throw toNodeError(e, syscall, path, dest) }
+}
+
+const CHUNK = 1 << 20
+let nextFd = 1 << 16
+
+// ------------------------------------------------------------------ FileHandle
+
+/** What `FileHandle.read` resolves to. */
+export interface ReadResult<T> { bytesRead: number; buffer: T }
+/** What `FileHandle.write` resolves to. */
+export interface WriteResult<T> { bytesWritten: number; buffer: T }
+export interface ReadOptions<T extends NodeJS.ArrayBufferView = Buffer> { buffer?: T; offset?: number; length?: number; position?: number | bigint | null }
+
+/**
+ * A `FileHandle`-like object over a PmemFile: read/write with Node's
+ * overloads, readv/writev, truncate, stat, sync/datasync, readFile,
+ * writeFile, appendFile, close. `handle.file` is the PmemFile underneath
+ * (for mmap, fallocate, punchHole).
+ */
+export class PmemFileHandle {
+  /** A made-up descriptor number; -1 once closed (as Node). */
+  fd: number
+  private closed = false
+
+  /** @internal */
+  constructor(readonly file: PmemFile) { this.fd = nextFd++ }
+
+  private live(syscall: string): PmemFile {
+    if (this.closed) throw closedHandleError(syscall)
+    return this.file
+  }
+
+  read<T extends NodeJS.ArrayBufferView = Buffer>(buffer: T, offset?: number | null, length?: number | null, position?: number | bigint | null): Promise<ReadResult<T>>
+  read<T extends NodeJS.ArrayBufferView = Buffer>(buffer: T, options?: ReadOptions<T>): Promise<ReadResult<T>>
+  read<T extends NodeJS.ArrayBufferView = Buffer>(options?: ReadOptions<T>): Promise<ReadResult<T>>
+  async read(a?: unknown, b?: unknown, c?: unknown, d?: unknown): Promise<ReadResult<NodeJS.ArrayBufferView>> {
+    let buffer: NodeJS.ArrayBufferView
+    let offset: unknown, length: unknown, position: unknown
+    if (a === undefined || a === null || (typeof a === 'object' && !ArrayBuffer.isView(a))) {
+      const o = (a ?? {}) as ReadOptions<NodeJS.ArrayBufferView>
+      buffer = o.buffer ?? Buffer.alloc(16384)
+      offset = o.offset; length = o.length; position = o.position
+    } else if (ArrayBuffer.isView(a)) {
+      buffer = a as NodeJS.ArrayBufferView
+      if (b !== null && typeof b === 'object') {
+        const o = b as ReadOptions<NodeJS.ArrayBufferView>
+        offset = o.offset; length = o.length; position = o.position
+      } else { offset = b; length = c; position = d }
+    } else {
+      throw argError('ERR_INVALID_ARG_TYPE', `The "buffer" argument must be an instance of Buffer, TypedArray, or DataView. Received ${describe(a)}`)
+    }
+    const bytes = bytesOf(buffer)
+    const off = offset === undefined || offset === null ? 0 : rangeInt(offset, 'offset', 0, bytes.length)
+    const len = length === undefined || length === null ? bytes.length - off : rangeInt(length, 'length', 0, bytes.length - off)
+    const pos = positionArg(position)
+    const f = this.live('read')
+    if (len === 0) return { bytesRead: 0, buffer }
+    const n = wrapSync('read', undefined, () => f.read(bytes.subarray(off, off + len), pos))
+    return { bytesRead: n, buffer }
+  }
+
+  async readv<T extends NodeJS.ArrayBufferView[]>(buffers: T, position?: number | null): Promise<{ bytesRead: number; buffers: T }> {
+    const f = this.live('read')
+    let pos = positionArg(position)
+    let total = 0
+    for (const v of buffers) {
+      const bytes = bytesOf(v)
+      const n = wrapSync('read', undefined, () => f.read(bytes, pos))
+      total += n
+      if (pos !== null) pos += n
+      if (n < bytes.length) break
+    }
+    return { bytesRead: total, buffers }
+  }
+
+  write<T extends NodeJS.ArrayBufferView>(buffer: T, offset?: number | null, length?: number | null, position?: number | null): Promise<WriteResult<T>>
+  write<T extends NodeJS.ArrayBufferView>(buffer: T, options?: { offset?: number; length?: number; position?: number | null }): Promise<WriteResult<T>>
+  write(data: string, position?: number | null, encoding?: BufferEncoding | null): Promise<WriteResult<string>>
+  async write(a: unknown, b?: unknown, c?: unknown, d?: unknown): Promise<WriteResult<unknown>> {
+    let bytes: Uint8Array
+    let position: unknown
+    if (typeof a === 'string') {
+      bytes = Buffer.from(a, (typeof c === 'string' ? c : 'utf8') as BufferEncoding)
+      position = b
+    } else if (ArrayBuffer.isView(a)) {
+      const all = bytesOf(a as NodeJS.ArrayBufferView)
+      let offset: unknown, length: unknown
+      if (b !== null && typeof b === 'object') {
+        const o = b as { offset?: number; length?: number; position?: number | null }
+        offset = o.offset; length = o.length; position = o.position
+      } else { offset = b; length = c; position = d }
+      const off = offset === undefined || offset === null ? 0 : rangeInt(offset, 'offset', 0, all.length)
+      const len = length === undefined || length === null ? all.length - off : rangeInt(length, 'length', 0, all.length - off)
+      bytes = all.subarray(off, off + len)
+    } else {
+      throw argError('ERR_INVALID_ARG_TYPE', `The "buffer" argument must be of type string or an instance of Buffer, TypedArray, or DataView. Received ${describe(a)}`)
+    }
+    const f = this.live('write')
+    const pos = positionArg(position)
+    const n = wrapSync('write', undefined, () => f.write(bytes, pos))
+    return { bytesWritten: n, buffer: a }
+  }
+
+  async writev<T extends NodeJS.ArrayBufferView[]>(buffers: T, position?: number | null): Promise<{ bytesWritten: number; buffers: T }> {
+    const f = this.live('write')
+    let pos = positionArg(position)
+    let total = 0
+    for (const v of buffers) {
+      const n = wrapSync('write', undefined, () => f.write(bytesOf(v), pos))
+      total += n
+      if (pos !== null) pos += n
+    }
+    return { bytesWritten: total, buffers }
+  }
+
+  /** Reads from the current position to EOF (as Node's `filehandle.readFile`). */
+  readFile(options?: { encoding?: null; signal?: AbortSignal } | null): Promise<Buffer>
+  readFile(options: { encoding: BufferEncoding; signal?: AbortSignal } | BufferEncoding): Promise<string>
+  async readFile(options?: unknown): Promise<string | Buffer> {
+    const f = this.live('readFile')
+    checkAborted((options as { signal?: AbortSignal } | undefined)?.signal)
+    const buf = readRest(f, undefined)
+    const enc = encodingOf(options, null)
+    return enc && enc !== 'buffer' ? buf.toString(enc) : buf
+  }
+
+  /** Writes from the current position (as Node's `filehandle.writeFile`; it does not truncate). */
+  async writeFile(data: WriteData, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
+    const f = this.live('writeFile')
+    checkAborted((options as WriteFileOptions | undefined)?.signal)
+    await writeAll(f, data, encodingOf(options, 'utf8') as BufferEncoding | null, undefined)
+  }
+
+  async appendFile(data: WriteData, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
+    const f = this.live('appendFile')
+    await writeAll(f, data, encodingOf(options, 'utf8') as BufferEncoding | null, undefined)
+  }
+
+  async truncate(len = 0): Promise<void> {
+    const f = this.live('ftruncate')
+    await wrap('ftruncate', undefined, () => f.truncate(len))
+  }
+
+  stat(opts: StatOptions & { bigint: true }): Promise<PmemNodeBigIntStats>
+  stat(opts?: StatOptions): Promise<PmemNodeStats>
+  async stat(opts?: StatOptions): Promise<PmemNodeStats | PmemNodeBigIntStats> {
+    const f = this.live('fstat')
+    return toStats(wrapSync('fstat', undefined, () => f.stat()), opts)
+  }
+
+  async sync(): Promise<void> {
+    const f = this.live('fsync')
+    await wrap('fsync', undefined, () => f.fsync())
+  }
+
+  async datasync(): Promise<void> {
+    const f = this.live('fdatasync')
+    await wrap('fdatasync', undefined, () => f.datasync())
+  }
+
+  /** Closing twice resolves, as Node. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.fd = -1
+    if (this.file.isClosed) return
+    await wrap('close', undefined, () => this.file.close())
+  }
+
+  async chmod(_mode: number | string): Promise<void> { this.live('fchmod'); throw unsupported('fchmod') }
+  async chown(_uid: number, _gid: number): Promise<void> { this.live('fchown'); throw unsupported('fchown') }
+  async utimes(_atime: unknown, _mtime: unknown): Promise<void> { this.live('futime'); throw unsupported('futime') }
+}
+
+function unsupported(syscall: string, path?: string): NodeSystemError {
+  return nodeError('ENOSYS', syscall, path)
+}
+
+function rangeInt(v: unknown, name: string, min: number, max: number): number {
+  const n = typeof v === 'bigint' ? Number(v) : v
+  if (typeof n !== 'number' || !Number.isInteger(n)) {
+    throw argError('ERR_INVALID_ARG_TYPE', `The "${name}" argument must be of type number. Received ${describe(v)}`)
+  }
+  if (n < min || n > max) {
+    throw argError('ERR_OUT_OF_RANGE', `The value of "${name}" is out of range. It must be >= ${min} && <= ${max}. Received ${n}`, RangeError)
+  }
+  return n
+}
+
+/** null / undefined / -1 = the file position. */
+function positionArg(p: unknown): number | null {
+  if (p === undefined || p === null || p === -1 || p === -1n) return null
+  return rangeInt(p, 'position', 0, Number.MAX_SAFE_INTEGER)
+}
+
+/** Read from `pos` (or the file position) to EOF. */
+function readRest(f: PmemFile, pos: number | undefined): Buffer {
+  const chunks: Buffer[] = []
+  let total = 0
+  let p: number | null = pos ?? null
+  for (;;) {
+    const want = Math.max(1, Math.min(CHUNK, f.size - (p ?? f.position)))
+    const b = Buffer.allocUnsafe(want)
+    const n = wrapSync('read', undefined, () => f.read(b, p))
+    if (n === 0) break
+    chunks.push(n === b.length ? b : b.subarray(0, n))
+    total += n
+    if (p !== null) p += n
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total)
+}
+
+async function writeAll(f: PmemFile, data: WriteData, encoding: BufferEncoding | null, signal: AbortSignal | undefined): Promise<void> {
+  const put = (chunk: unknown): void => {
+    checkAborted(signal)
+    let bytes: Uint8Array
+    if (typeof chunk === 'string') bytes = Buffer.from(chunk, encoding ?? 'utf8')
+    else if (ArrayBuffer.isView(chunk)) bytes = bytesOf(chunk as NodeJS.ArrayBufferView)
+    else throw argError('ERR_INVALID_ARG_TYPE', `The "data" argument must be of type string or an instance of Buffer, TypedArray, or DataView. Received ${describe(chunk)}`)
+    let done = 0
+    while (done < bytes.length) {
+      const part = bytes.subarray(done, Math.min(bytes.length, done + CHUNK))
+      done += wrapSync('write', undefined, () => f.write(part, null))
+    }
+  }
+  if (typeof data === 'string' || ArrayBuffer.isView(data)) { put(data); return }
+  if (data !== null && typeof data === 'object' && (Symbol.asyncIterator in data || Symbol.iterator in data)) {
+    for await (const chunk of data as AsyncIterable<unknown>) put(chunk)
+    return
+  }
+  throw argError('ERR_INVALID_ARG_TYPE', `The "data" argument must be of type string or an instance of Buffer, TypedArray, or DataView. Received ${describe(data)}`)
+}
+
+// ------------------------------------------------------------------ Dir
+
+/** A `fs.Dir`-like directory stream (`opendir`): a snapshot of the entries taken at open. */
+export class PmemDir {
+  private closed = false
+  private i = 0
+  /** @internal */
+  constructor(readonly path: string, private readonly entries: PmemDirent[]) {}
+
+  private live(): void {
+    if (this.closed) throw argError('ERR_DIR_CLOSED', 'Directory handle was closed', Error)
+  }
+
+  /** The next entry, or null at the end. */
+  async read(): Promise<PmemDirent | null> {
+    this.live()
+    return this.entries[this.i++] ?? null
+  }
+
+  async close(): Promise<void> {
+    this.live()
+    this.closed = true
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<PmemDirent> {
+    try {
+      for (;;) {
+        const e = await this.read()
+        if (e === null) return
+        yield e
+      }
+    } finally {
+      if (!this.closed) this.closed = true
+    }
+  }
+}
+
+// ------------------------------------------------------------------ the fs
+
+/**
+ * The subset of `node:fs/promises` that {@link toNodeFs} provides. Methods not
+ * listed (watch, cp, symlinks, ownership, permissions) are absent or throw
+ * ENOSYS; see docs/testing-with-pmemu.md.
+ */
+export interface PmemNodeFs {
+  /** `node:fs` constants (F_OK, O_*, COPYFILE_EXCL, S_IF*). */
+  readonly constants: typeof fsConstants
+  /** The pmemu file system underneath. */
+  readonly pmem: PmemFs
+  open(path: PathLike, flags?: OpenMode, mode?: number): Promise<PmemFileHandle>
+  readFile(path: PathLike | PmemFileHandle, options?: { encoding?: null; flag?: OpenMode; signal?: AbortSignal } | null): Promise<Buffer>
+  readFile(path: PathLike | PmemFileHandle, options: { encoding: BufferEncoding; flag?: OpenMode; signal?: AbortSignal } | BufferEncoding): Promise<string>
+  readFile(path: PathLike | PmemFileHandle, options?: ReadFileOptions | Encoding | null): Promise<string | Buffer>
+  writeFile(path: PathLike | PmemFileHandle, data: WriteData, options?: WriteFileOptions | BufferEncoding | null): Promise<void>
+  appendFile(path: PathLike | PmemFileHandle, data: WriteData, options?: WriteFileOptions | BufferEncoding | null): Promise<void>
+  stat(path: PathLike, opts: StatOptions & { bigint: true }): Promise<PmemNodeBigIntStats>
+  stat(path: PathLike, opts?: StatOptions): Promise<PmemNodeStats>
+  lstat(path: PathLike, opts: StatOptions & { bigint: true }): Promise<PmemNodeBigIntStats>
+  lstat(path: PathLike, opts?: StatOptions): Promise<PmemNodeStats>
+  readdir(path: PathLike, options: ReaddirOptions & { withFileTypes: true }): Promise<PmemDirent[]>
+  readdir(path: PathLike, options: { encoding: 'buffer'; withFileTypes?: false; recursive?: boolean } | 'buffer'): Promise<Buffer[]>
+  readdir(path: PathLike, options?: { encoding?: BufferEncoding | null; withFileTypes?: false; recursive?: boolean } | BufferEncoding | null): Promise<string[]>
+  opendir(path: PathLike, options?: { encoding?: BufferEncoding | null; bufferSize?: number; recursive?: boolean }): Promise<PmemDir>
+  mkdir(path: PathLike, options: MkdirOptions & { recursive: true }): Promise<string | undefined>
+  mkdir(path: PathLike, options?: MkdirOptions | number | string | null): Promise<string | undefined>
+  mkdtemp(prefix: string, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string>
+  rm(path: PathLike, options?: RmOptions): Promise<void>
+  rmdir(path: PathLike, options?: { recursive?: boolean; maxRetries?: number; retryDelay?: number }): Promise<void>
+  unlink(path: PathLike): Promise<void>
+  rename(oldPath: PathLike, newPath: PathLike): Promise<void>
+  truncate(path: PathLike, len?: number): Promise<void>
+  access(path: PathLike, mode?: number): Promise<void>
+  copyFile(src: PathLike, dest: PathLike, mode?: number): Promise<void>
+  realpath(path: PathLike, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string>
+  readlink(path: PathLike): Promise<string>
+  statfs(path: PathLike): Promise<{ type: number; bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number }>
+  chmod(path: PathLike, mode: number | string): Promise<void>
+  chown(path: PathLike, uid: number, gid: number): Promise<void>
+  lchown(path: PathLike, uid: number, gid: number): Promise<void>
+  utimes(path: PathLike, atime: unknown, mtime: unknown): Promise<void>
+  lutimes(path: PathLike, atime: unknown, mtime: unknown): Promise<void>
+  link(existingPath: PathLike, newPath: PathLike): Promise<void>
+  symlink(target: PathLike, path: PathLike, type?: string | null): Promise<void>
+}
+
+/**
+ * Wrap a mounted pmemu file system as a `node:fs/promises`-shaped object.
+ *
+ * ```ts
+ * const dev = await openDevice(undefined, { size: '64MiB', crashShadow: true })
+ * const fs = toNodeFs(await mkfs(dev))
+ * await fs.mkdir('/logs', { recursive: true })
+ * await fs.writeFile('/logs/a.txt', 'hello')
+ * ```
+ *
+ * Errors are shaped as Node's (`code`, negative `errno`, `syscall`, `path`,
+ * `dest`, message `ENOENT: no such file or directory, open '/x'`); the
+ * PmemuError they come from is `cause`. Relative paths resolve against '/'.
+ *
+ * @param fs a mounted PmemFs (from `mkfs` or `mount`). After `dev.crash()`,
+ *   mount again and wrap the new PmemFs: the old one fails with ENXIO.
+ */
+export function toNodeFs(fs: PmemFs): PmemNodeFs {
+  const api = {
+    constants: fsConstants,
+    pmem: fs,
+
+    async open(path: PathLike, flags: OpenMode = 'r', mode?: number): Promise<PmemFileHandle> {
+      const p = pathArg(path)
+      const f = await wrap('open', p.user, () => fs.open(p.fs, flags ?? 'r', mode ?? 0o666))
+      return new PmemFileHandle(f)
+    },
+
+    async readFile(path: PathLike | PmemFileHandle, options?: ReadFileOptions | Encoding | null): Promise<string | Buffer> {
+      const o = typeof options === 'object' && options !== null ? options : {}
+      checkAborted(o.signal)
+      const enc = encodingOf(options, null)
+      let buf: Buffer
+      if (path instanceof PmemFileHandle) {
+        buf = await path.readFile()
+      } else {
+        const p = pathArg(path)
+        const f = await wrap('open', p.user, () => fs.open(p.fs, o.flag ?? 'r'))
+        try {
+          buf = readRest(f, 0)
+        } finally {
+          await f.close().catch(() => undefined)
+        }
+      }
+      return enc && enc !== 'buffer' ? buf.toString(enc) : buf
+    },
+
+    async writeFile(path: PathLike | PmemFileHandle, data: WriteData, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
+      await writeFileImpl(fs, path, data, options, 'w')
+    },
+
+    async appendFile(path: PathLike | PmemFileHandle, data: WriteData, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
+      await writeFileImpl(fs, path, data, options, 'a')
+    },
+
+    async stat(path: PathLike, opts?: StatOptions): Promise<PmemNodeStats | PmemNodeBigIntStats> {
+      const p = pathArg(path)
+      return toStats(await wrap('stat', p.user, () => fs.stat(p.fs)), opts)
+    },
+
+    async lstat(path: PathLike, opts?: StatOptions): Promise<PmemNodeStats | PmemNodeBigIntStats> {
+      const p = pathArg(path)
+      return toStats(await wrap('lstat', p.user, () => fs.lstat(p.fs)), opts)
+    },
+
+    async readdir(path: PathLike, options?: ReaddirOptions | Encoding | null): Promise<unknown[]> {
+      const p = pathArg(path)
+      const o = typeof options === 'object' && options !== null ? options : {}
+      const enc = encodingOf(options, 'utf8')
+      const ents = await listDir(fs, p, o.recursive === true, 'scandir')
+      if (o.withFileTypes) return ents
+      return ents.map(e => {
+        const rel = e.parentPath === p.user ? e.name : posix.join(posix.relative(toFsPath(p.user), toFsPath(e.parentPath)), e.name)
+        return enc === 'buffer' ? Buffer.from(rel) : enc && enc !== 'utf8' && enc !== 'utf-8' ? Buffer.from(rel).toString(enc) : rel
+      })
+    },
+
+    async opendir(path: PathLike, options?: { encoding?: BufferEncoding | null; bufferSize?: number; recursive?: boolean }): Promise<PmemDir> {
+      const p = pathArg(path)
+      return new PmemDir(p.user, await listDir(fs, p, options?.recursive === true, 'opendir'))
+    },
+
+    async mkdir(path: PathLike, options?: MkdirOptions | number | string | null): Promise<string | undefined> {
+      const p = pathArg(path)
+      const o = typeof options === 'object' && options !== null ? options : { mode: options ?? undefined }
+      const mode = typeof o.mode === 'string' ? parseInt(o.mode, 8) : o.mode ?? 0o777
+      if (!o.recursive) {
+        await wrap('mkdir', p.user, () => fs.mkdir(p.fs, mode))
+        return undefined
+      }
+      const parts = toFsPath(p.user).split('/').filter(Boolean)
+      let first: string | undefined
+      let cur = ''
+      for (let i = 0; i < parts.length; i++) {
+        cur += `/${parts[i]}`
+        let st: PmemStats | undefined
+        try {
+          st = await fs.stat(cur)
+        } catch (e) {
+          if (!isPmemuError(e, 'ENOENT')) throw toNodeError(e, 'mkdir', p.user)
+        }
+        if (st) {
+          if (!st.isDirectory()) throw nodeError(i === parts.length - 1 ? 'EEXIST' : 'ENOTDIR', 'mkdir', p.user)
+          continue
+        }
+        try {
+          await fs.mkdir(cur, mode)
+          first ??= cur
+        } catch (e) {
+          if (!isPmemuError(e, 'EEXIST')) throw toNodeError(e, 'mkdir', p.user)
+        }
+      }
+      return first
+    },
+
+    async mkdtemp(prefix: string, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string> {
+      void options
+      const p = pathArg(prefix, 'prefix')
+      for (;;) {
+        const name = `${p.user}${randomBytes(6).toString('base64url').slice(0, 6)}`
+        try {
+          await fs.mkdir(toFsPath(name), 0o700)
+          return name
+        } catch (e) {
+          if (!isPmemuError(e, 'EEXIST')) throw toNodeError(e, 'mkdtemp', `${p.user}XXXXXX`)
+        }
+      }
+    },
+
+    async rm(path: PathLike, options?: RmOptions): Promise<void> {
+      const p = pathArg(path)
+      let st: PmemStats
+      try {
+        st = await fs.lstat(p.fs)
+      } catch (e) {
+        if (options?.force && isPmemuError(e, 'ENOENT')) return
+        throw toNodeError(e, 'lstat', p.user)
+      }
+      if (st.isDirectory()) {
+        if (!options?.recursive) throw rmIsDirError(p.user)
+        await removeTree(fs, p.fs, p.user)
+        return
+      }
+      await wrap('unlink', p.user, () => fs.unlink(p.fs))
+    },
+
+    async rmdir(path: PathLike, options?: { recursive?: boolean }): Promise<void> {
+      const p = pathArg(path)
+      if (options?.recursive) {
+        const st = await wrap('stat', p.user, () => fs.stat(p.fs))
+        if (!st.isDirectory()) throw nodeError('ENOTDIR', 'rmdir', p.user)
+        await removeTree(fs, p.fs, p.user)
+        return
+      }
+      await wrap('rmdir', p.user, () => fs.rmdir(p.fs))
+    },
+
+    async unlink(path: PathLike): Promise<void> {
+      const p = pathArg(path)
+      await wrap('unlink', p.user, () => fs.unlink(p.fs))
+    },
+
+    async rename(oldPath: PathLike, newPath: PathLike): Promise<void> {
+      const a = pathArg(oldPath, 'oldPath')
+      const b = pathArg(newPath, 'newPath')
+      await wrap('rename', a.user, () => fs.rename(a.fs, b.fs), b.user)
+    },
+
+    async truncate(path: PathLike, len = 0): Promise<void> {
+      const p = pathArg(path)
+      const f = await wrap('open', p.user, () => fs.open(p.fs, 'r+'))
+      try {
+        await wrap('ftruncate', undefined, () => f.truncate(len))
+      } finally {
+        await f.close().catch(() => undefined)
+      }
+    },
+
+    async access(path: PathLike, mode: number = fsConstants.F_OK): Promise<void> {
+      const p = pathArg(path)
+      const st = await wrap('access', p.user, () => fs.stat(p.fs))
+      if ((mode & fsConstants.X_OK) && st.isFile() && (st.mode & 0o111) === 0) throw nodeError('EACCES', 'access', p.user)
+      if ((mode & fsConstants.W_OK) && fs.device.readOnly) throw nodeError('EROFS', 'access', p.user)
+    },
+
+    async copyFile(src: PathLike, dest: PathLike, mode = 0): Promise<void> {
+      const a = pathArg(src, 'src')
+      const b = pathArg(dest, 'dest')
+      const fail = (e: unknown): unknown => toNodeError(e, 'copyfile', a.user, b.user)
+      if (mode & fsConstants.COPYFILE_FICLONE_FORCE) throw nodeError('ENOSYS', 'copyfile', a.user, b.user)
+      let from: PmemFile
+      try { from = await fs.open(a.fs, 'r') } catch (e) { throw fail(e) }
+      try {
+        if (from.stat().isDirectory()) throw nodeError('EISDIR', 'copyfile', a.user, b.user)
+        let to: PmemFile
+        try {
+          to = await fs.open(b.fs, mode & fsConstants.COPYFILE_EXCL ? 'wx' : 'w', from.stat().mode & 0o7777)
+        } catch (e) { throw fail(e) }
+        try {
+          const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, from.size)))
+          for (let pos = 0; ;) {
+            const n = from.read(buf, pos)
+            if (n === 0) break
+            to.write(buf.subarray(0, n), pos)
+            pos += n
+          }
+        } catch (e) { throw fail(e) } finally { await to.close().catch(() => undefined) }
+      } finally {
+        await from.close().catch(() => undefined)
+      }
+    },
+
+    async realpath(path: PathLike, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string> {
+      void options
+      const p = pathArg(path)
+      await wrap('realpath', p.user, () => fs.stat(p.fs))
+      return posix.resolve('/', p.fs)
+    },
+
+    async readlink(path: PathLike): Promise<string> {
+      const p = pathArg(path)
+      await wrap('readlink', p.user, () => fs.lstat(p.fs))
+      throw nodeError('EINVAL', 'readlink', p.user)
+    },
+
+    async statfs(path: PathLike): Promise<{ type: number; bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number }> {
+      const p = pathArg(path)
+      await wrap('statfs', p.user, () => fs.stat(p.fs))
+      const s = wrapSync('statfs', p.user, () => fs.statfs())
+      return { type: s.type, bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree }
+    },
+
+    async chmod(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('chmod', p.user, () => fs.stat(p.fs)); throw unsupported('chmod', p.user) },
+    async chown(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('chown', p.user, () => fs.stat(p.fs)); throw unsupported('chown', p.user) },
+    async lchown(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('lchown', p.user, () => fs.stat(p.fs)); throw unsupported('lchown', p.user) },
+    async utimes(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('utime', p.user, () => fs.stat(p.fs)); throw unsupported('utime', p.user) },
+    async lutimes(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('lutime', p.user, () => fs.stat(p.fs)); throw unsupported('lutime', p.user) },
+    async link(existingPath: PathLike, newPath: PathLike): Promise<void> {
+      const a = pathArg(existingPath, 'existingPath'); const b = pathArg(newPath, 'newPath')
+      throw nodeError('ENOSYS', 'link', a.user, b.user)
+    },
+    async symlink(target: PathLike, path: PathLike): Promise<void> {
+      const a = pathArg(target, 'target'); const b = pathArg(path)
+      throw nodeError('ENOSYS', 'symlink', a.user, b.user)
+    },
+  }
+  return api as PmemNodeFs
+}
+
+async function writeFileImpl(fs: PmemFs, path: PathLike | PmemFileHandle, data: WriteData, options: WriteFileOptions | BufferEncoding | null | undefined, dflt: 'w' | 'a'): Promise<void> {
+  const o = typeof options === 'object' && options !== null ? options : {}
+  checkAborted(o.signal)
+  const enc = encodingOf(options, 'utf8') as BufferEncoding | null
+  if (path instanceof PmemFileHandle) {
+    await (dflt === 'a' ? path.appendFile(data, options) : path.writeFile(data, options))
+    return
+  }
+  const p = pathArg(path, 'file')
+  const f = await wrap('open', p.user, () => fs.open(p.fs, o.flag ?? dflt, o.mode ?? 0o666))
+  try {
+    await writeAll(f, data, enc, o.signal)
+    if (o.flush) await wrap('fsync', undefined, () => f.fsync())
+  } finally {
+    await f.close().catch(() => undefined)
+  }
+}
+
+/** Entries of a directory (recursively: breadth-first, as Node), as Dirents whose parentPath is in the caller's form. */
+async function listDir(fs: PmemFs, p: { user: string; fs: string }, recursive: boolean, syscall: string): Promise<PmemDirent[]> {
+  const out: PmemDirent[] = []
+  const queue: Array<{ user: string; fs: string }> = [p]
+  for (let q = queue.shift(); q !== undefined; q = queue.shift()) {
+    const dir = q
+    const ents = await wrap(syscall, dir.user, () => fs.readdir(dir.fs, { withFileTypes: true }))
+    for (const e of ents) {
+      const d = e.isDirectory()
+      out.push(new PmemDirent(e.name, dir.user, d))
+      if (recursive && d) queue.push({ user: posix.join(dir.user, e.name), fs: posix.join(dir.fs, e.name) })
+    }
+  }
+  return out
+}
+
+/** Depth-first removal of a directory tree. */
+async function removeTree(fs: PmemFs, dir: string, user: string): Promise<void> {
+  const ents = await wrap('scandir', user, () => fs.readdir(dir, { withFileTypes: true }))
+  for (const e of ents) {
+    const child = posix.join(dir, e.name)
+    const childUser = posix.join(user, e.name)
+    if (e.isDirectory()) await removeTree(fs, child, childUser)
+    else await wrap('unlink', childUser, () => fs.unlink(child))
+  }
+  await wrap('rmdir', user, () => fs.rmdir(dir))
+}
