@@ -1,0 +1,791 @@
+/**
+ * The DAX layer of one mounted file system (SPEC §3, §5, §7): the per-file
+ * mapping tree (the i_mmap + xarray analogue), the fault path per model, the
+ * zap path, the layout break that truncate / punch-hole wait on, the onFree
+ * hook (entry deletion, quarantine of the dax-gup hazard), the invariant
+ * checker, and the device events (poison → memory failure, unbind, crash).
+ *
+ * Counting is the page table's (src/page): this file only decides which
+ * events happen, in which order, on which pfns; it never asks which model
+ * runs except `model.folios` (is a PMD entry one compound folio?).
+ */
+import { isPmemuError, pmemError, PmemuAbortError, type PmemuError } from '../errors.js'
+import type { FsNode, PmemFile, PmemFs } from '../fs/index.js'
+import { FOLIO_PAGES, type PageTable, type Violation } from '../page/index.js'
+import { Device } from '../region/index.js'
+import { subsystemLogger, type Logger } from '../util/log.js'
+import { DaxMapping, type MemoryFailureEvent } from './mapping.js'
+import { PTE_NONE } from './types.js'
+
+// The page table's range forms (entryInsert(pfn, n), mapInsert(pfn, n), zap(pfn, n), ...)
+// take the refcount-only fast lane on flagless order-0 pages and skip the
+// entry flag / mapcount (seen on the wasm core of this commit), so this layer
+// issues the DAX events one page at a time.
+
+/** Pages per PMD (2 MiB of 4 KiB pages): the unit of a huge fault and of an upstream folio. */
+export const PMD_PAGES = FOLIO_PAGES
+
+/** Page-cache entries of one 512-page chunk of a file (one xarray node). */
+export interface Chunk {
+  /** pfn of each page's entry, PTE_NONE when none. A folio entry fills all 512 (head + i). */
+  pfns: Int32Array
+  /** Entries present (512 for a PMD entry). */
+  count: number
+  /** The chunk is ONE order-9 folio entry, counted on its head (upstream). */
+  folio: boolean
+  /** The chunk was entered as one PMD entry (all 512 at once). */
+  pmd: boolean
+}
+
+/** The mapping tree of one file: its page-cache entries and its mappings. */
+export class FileTree {
+  readonly chunks = new Map<number, Chunk>()
+  readonly mappings = new Set<DaxMapping>()
+  constructor(readonly ino: number, readonly node: FsNode) {}
+
+  /** pfn of the page-cache entry of file page `index`, or PTE_NONE. */
+  entry(index: number): number {
+    const ch = this.chunks.get(Math.floor(index / PMD_PAGES))
+    return ch ? ch.pfns[index % PMD_PAGES]! : PTE_NONE
+  }
+
+  chunk(c: number): Chunk {
+    let ch = this.chunks.get(c)
+    if (!ch) {
+      ch = { pfns: new Int32Array(PMD_PAGES).fill(PTE_NONE), count: 0, folio: false, pmd: false }
+      this.chunks.set(c, ch)
+    }
+    return ch
+  }
+}
+
+export interface DaxStats {
+  files: number
+  mappings: number
+  entries: number
+  quarantined: number
+}
+
+const layers = new WeakMap<PmemFs, DaxLayer>()
+
+/** The DAX layer attached to `fs`, if any. */
+export function daxOf(fs: PmemFs): DaxLayer | undefined {
+  return layers.get(fs)
+}
+
+/** True when `d` is a pmemu Device (with a page table), not a bare FsDevice stub. */
+export function isDaxCapable(d: unknown): d is Device {
+  return d instanceof Device
+}
+
+/**
+ * Attach the DAX layer to a mounted file system: installs the mmap factory,
+ * the layout breaker and the onFree hook, registers the invariant checker
+ * and the device listeners. Idempotent (returns the existing layer).
+ */
+export function attachDax(fs: PmemFs): DaxLayer {
+  const have = layers.get(fs)
+  if (have) return have
+  if (!isDaxCapable(fs.device)) {
+    throw pmemError('EINVAL', 'attachDax', 'the file system is not on a pmemu Device (DAX needs the page table)')
+  }
+  fs._live('attachDax')
+  const layer = new DaxLayer(fs, fs.device)
+  layers.set(fs, layer)
+  return layer
+}
+
+interface BusyRun { pfn: number; count: number }
+
+export class DaxLayer {
+  readonly fs: PmemFs
+  readonly dev: Device
+  readonly table: PageTable
+  readonly pageSize: number
+  readonly log: Logger
+  /** Files with mappings or page-cache entries, by inode number. */
+  readonly trees = new Map<number, FileTree>()
+  /** Blocks onFree quarantined (freed while referenced: the dax-gup hazard). */
+  readonly quarantine = new Set<number>()
+  /** Blocks recently freed through onFree, checked (invariant 4) until reallocated. */
+  readonly #freedWatch = new Set<number>()
+  #dead: (() => PmemuError) | undefined
+  readonly #undo: Array<() => void> = []
+
+  constructor(fs: PmemFs, dev: Device) {
+    this.fs = fs
+    this.dev = dev
+    this.table = dev.table
+    this.pageSize = dev.pageSize
+    this.log = subsystemLogger(dev.log, 'dax')
+    fs.setMmapFactory((file, off, len, o) => this.mmap(file, off, len, o))
+    fs.setLayoutBreaker((file, first, end, o) => this.breakLayout(file, first, end, o))
+    fs.setOnFree((pfn, info) => this.onFree(pfn, info))
+    this.#undo.push(() => { fs.setMmapFactory(undefined); fs.setLayoutBreaker(undefined); fs.setOnFree(undefined) })
+    this.#undo.push(this.table.addChecker(() => this.check()))
+    this.#undo.push(dev.attach({
+      poison: range => this.#memoryFailure(range.offset, range.length),
+      unbind: () => this.#unbind(),
+      dead: reason => this.#deviceDead(reason),
+    }))
+    // No unmount seam in src/fs: wrap the instance's _unmountSync (unmount() and fsck's repair call it).
+    const f = fs as unknown as { _unmountSync: () => void }
+    const orig = f._unmountSync
+    f._unmountSync = () => {
+      if (!fs.isUnmounted) this.#teardown()
+      orig.call(fs)
+    }
+    this.#undo.push(() => { f._unmountSync = orig })
+  }
+
+  get model(): PageTable['model'] { return this.table.model }
+
+  /** @internal */
+  generationOk(m: DaxMapping): boolean { return m.generation === this.dev.generation }
+
+  /** Summary counts. */
+  stats(): DaxStats {
+    let mappings = 0
+    let entries = 0
+    for (const t of this.trees.values()) {
+      mappings += t.mappings.size
+      for (const ch of t.chunks.values()) entries += ch.folio ? 1 : ch.count
+    }
+    return { files: this.trees.size, mappings, entries, quarantined: this.quarantine.size }
+  }
+
+  /** Every live mapping of the file with inode `ino`. */
+  mappingsOf(ino: number): DaxMapping[] {
+    return [...(this.trees.get(ino)?.mappings ?? [])]
+  }
+
+  #assertUsable(op: string, path?: string): void {
+    if (this.#dead) throw this.#dead()
+    this.dev.assertLive(op)
+    this.fs._live(op, path)
+  }
+
+  #tree(node: FsNode): FileTree {
+    let t = this.trees.get(node.ino)
+    if (!t || t.node !== node) {
+      const old = t
+      t = new FileTree(node.ino, node)
+      if (old) for (const [c, ch] of old.chunks) t.chunks.set(c, ch)
+      this.trees.set(node.ino, t)
+    }
+    return t
+  }
+
+  #maybeDropTree(t: FileTree): void {
+    if (t.mappings.size === 0 && t.chunks.size === 0 && this.trees.get(t.ino) === t) this.trees.delete(t.ino)
+  }
+
+  // ------------------------------------------------------------------ mmap
+
+  /** The mmap factory (file.mmap has validated alignment, access and the file type). */
+  mmap(file: PmemFile, offset: number, length: number, opts: { write: boolean; sync: boolean }): DaxMapping {
+    this.#assertUsable('mmap', file.path)
+    const tree = this.#tree(file.node)
+    const m = new DaxMapping(this, tree, file, offset, length, opts, this.dev.generation)
+    file.node.hold()
+    tree.mappings.add(m)
+    this.log.debug({ id: m.id, ino: m.ino, offset, length, write: opts.write }, 'mmap')
+    return m
+  }
+
+  /** @internal a dead mapping: no counters change (the device is gone or reset). */
+  kill(m: DaxMapping, err: () => PmemuError): void {
+    m.ptes.fill(PTE_NONE)
+    m.pmd.clear()
+    m._setState('dead', err)
+    m.tree.mappings.delete(m)
+  }
+
+  /** @internal munmap */
+  unmap(m: DaxMapping): void {
+    if (!this.generationOk(m) || this.#dead) {
+      this.kill(m, this.#dead ?? (() => pmemError('ENXIO', 'unmap', 'the device crashed', { path: m.path })))
+      return
+    }
+    this.#zapMapping(m, 0, m.pages)
+    m._setState('unmapped')
+    m.tree.mappings.delete(m)
+    this.#maybeDropTree(m.tree)
+    this.#releaseHold(m)
+    this.log.debug({ id: m.id, ino: m.ino }, 'unmap')
+  }
+
+  /**
+   * The mapping's hold on the inode goes. If the file is unlinked and its
+   * pages are still busy (a DMA pin outlived the mapping), the release — and
+   * with it the freeing of the blocks — waits for them, as Linux 6.15's
+   * dax_break_layout_final() does at eviction.
+   */
+  #releaseHold(m: DaxMapping): void {
+    const node = m.node
+    const release = (): void => {
+      try { node.release() } catch (e) { this.log.warn({ err: e, ino: node.ino }, 'release of a mapping hold failed') }
+    }
+    try {
+      if (node.nlink === 0 && node.holds === 1 && node.openCount === 0) {
+        const runs = this.#busyRuns(node, 0, Number.MAX_SAFE_INTEGER)
+        if (runs.length > 0) {
+          this.log.debug({ ino: node.ino, runs: runs.length }, 'unlinked file still busy: release deferred')
+          void (async () => {
+            for (const r of runs) await this.table.waitIdle(r.pfn, r.count)
+          })().catch(() => undefined).finally(release)
+          return
+        }
+      }
+    } catch { /* fs dead: plain release */ }
+    release()
+  }
+
+  // ------------------------------------------------------------------ faults
+
+  /** @internal fault mapping pages [j0, j1). `kind` 'cpu' (view: SIGBUS on poison) or 'gup' (EHWPOISON). */
+  faultRange(m: DaxMapping, j0: number, j1: number, _write: boolean, kind: 'cpu' | 'gup', op: string): void {
+    if (this.#dead) throw this.#dead()
+    const ptes = m.ptes
+    let eof = -1
+    for (let j = j0; j < j1; j++) {
+      if (ptes[j] !== PTE_NONE) continue
+      if (eof < 0) {
+        this.#assertUsable(op, m.path)
+        eof = Math.ceil(m.node.size / this.pageSize)
+      }
+      this.#faultPage(m, j, eof, kind, op)
+    }
+  }
+
+  /** @internal MAP_POPULATE: fault below EOF, skip pages that fail (poison), as mm_populate ignores errors. */
+  populate(m: DaxMapping): void {
+    this.#assertUsable('populate', m.path)
+    const eof = Math.ceil(m.node.size / this.pageSize)
+    const end = Math.max(0, Math.min(m.pages, eof - m.firstIndex))
+    for (let j = 0; j < end; j++) {
+      if (m.ptes[j] !== PTE_NONE) continue
+      try {
+        this.#faultPage(m, j, eof, 'cpu', 'populate')
+      } catch (e) {
+        if (!isPmemuError(e, 'SIGBUS') && !isPmemuError(e, 'EHWPOISON')) throw e
+      }
+    }
+  }
+
+  #faultPage(m: DaxMapping, j: number, eof: number, kind: 'cpu' | 'gup', op: string): void {
+    const index = m.firstIndex + j
+    if (index >= eof) {
+      this.table.bump('sigbus')
+      throw pmemError('SIGBUS', op, `file page ${index} is past EOF (${m.node.size} bytes)`, { path: m.path, offset: j * this.pageSize })
+    }
+    if (this.#pmdFault(m, index, eof)) return
+    this.#pteFault(m, j, index, kind, op)
+  }
+
+  /** Try to map the 2 MiB chunk around `index` in one fault. False: fall back to a PTE fault. */
+  #pmdFault(m: DaxMapping, index: number, eof: number): boolean {
+    const base = index - (index % PMD_PAGES)
+    if (base < m.firstIndex || base + PMD_PAGES > m.firstIndex + m.pages || base + PMD_PAGES > eof) return false
+    if (base + PMD_PAGES > this.table.pageCount) return false
+    const tree = m.tree
+    const c = base / PMD_PAGES
+    const chunk = tree.chunks.get(c)
+    if (chunk && chunk.count > 0 && !chunk.pmd) return false
+    const jb = base - m.firstIndex
+    const ptes = m.ptes
+    for (let k = 0; k < PMD_PAGES; k++) if (ptes[jb + k] !== PTE_NONE) return false
+    const node = m.node
+    const ps = this.pageSize
+    let pfn0: number
+    if (chunk && chunk.count > 0) {
+      pfn0 = chunk.pfns[0]!
+    } else {
+      let ext = node.extentAt(base)
+      if (!ext) {
+        if (!m.writable || node.extentAt(index)) return false
+        const r = node.allocateForFault(index, { huge: true })
+        if (r.index !== base || r.count < PMD_PAGES) return false // one page was allocated: the PTE fault maps it
+        ext = r
+      }
+      if (ext.count < PMD_PAGES || ext.pfn % PMD_PAGES !== 0) return false
+      pfn0 = ext.pfn
+      if (this.#anyPoison() && this.dev.poisonedIn(pfn0 * ps, PMD_PAGES * ps).length > 0) return false
+      const folio = this.model.folios
+      if (folio && !this.#makeFolio(pfn0)) return false
+      const ch = tree.chunk(c)
+      if (folio) {
+        this.table.associate(pfn0, m.ino, base)
+        this.table.entryInsert(pfn0)
+      } else {
+        for (let k = 0; k < PMD_PAGES; k++) this.table.associate(pfn0 + k, m.ino, base + k)
+        for (let k = 0; k < PMD_PAGES; k++) this.table.entryInsert(pfn0 + k)
+      }
+      for (let k = 0; k < PMD_PAGES; k++) ch.pfns[k] = pfn0 + k
+      ch.count = PMD_PAGES
+      ch.pmd = true
+      ch.folio = folio
+    }
+    const folio = tree.chunks.get(c)!.folio
+    if (folio) this.table.mapInsert(pfn0)
+    else for (let k = 0; k < PMD_PAGES; k++) this.table.mapInsert(pfn0 + k)
+    m.pmd.set(c, { pfn: pfn0, folio })
+    for (let k = 0; k < PMD_PAGES; k++) ptes[jb + k] = pfn0 + k
+    this.table.bump('faults')
+    this.table.bump('pmdFaults')
+    if (folio) this.table.bump('folioFaults')
+    if (m.writable) node.addDirty(pfn0 * ps, PMD_PAGES * ps)
+    return true
+  }
+
+  #anyPoison(): boolean { return this.dev.region.info.badblocks.length > 0 }
+
+  /** makeFolio, or reuse an idle, unassociated order-9 folio left from an earlier life of the blocks. */
+  #makeFolio(head: number): boolean {
+    try {
+      this.table.makeFolio(head)
+      return true
+    } catch (e) {
+      if (!isPmemuError(e, 'EBUSY')) throw e
+      const s = this.table.snapshot(head)
+      return s.flags.includes('head') && s.order === 9 && s.inode === 0 && !s.flags.includes('entry') &&
+        s.refcount === this.model.idleRefcount && s.mapcount === 0 && s.pincount === 0
+    }
+  }
+
+  #pteFault(m: DaxMapping, j: number, index: number, kind: 'cpu' | 'gup', op: string): void {
+    const tree = m.tree
+    const c = Math.floor(index / PMD_PAGES)
+    const k = index % PMD_PAGES
+    const node = m.node
+    const ps = this.pageSize
+    let chunk = tree.chunks.get(c)
+    let pfn = chunk ? chunk.pfns[k]! : PTE_NONE
+    if (pfn === PTE_NONE) {
+      let ext = node.extentAt(index)
+      if (!ext) {
+        // A hole of a read-only mapping: Linux maps the shared zero page
+        // (dax_load_hole). It is not a device page: the pte stays PTE_NONE
+        // and view() hands out a private zero-filled copy.
+        if (!m.writable) { this.table.bump('faults'); return }
+        ext = node.allocateForFault(index, { huge: false })
+      }
+      pfn = ext.pfn
+    }
+    if (this.#anyPoison() && this.dev.poisonedIn(pfn * ps, ps).length > 0) {
+      this.table.bump('sigbus')
+      const msg = `memory failure: file page ${index} (pfn ${pfn}) is poisoned`
+      throw kind === 'gup'
+        ? pmemError('EHWPOISON', op, msg, { path: m.path, pfn, offset: (index - m.firstIndex) * ps })
+        : pmemError('SIGBUS', op, msg, { path: m.path, pfn, offset: (index - m.firstIndex) * ps })
+    }
+    if (!chunk || chunk.pfns[k] === PTE_NONE) {
+      chunk ??= tree.chunk(c)
+      this.table.associate(pfn, m.ino, index)
+      this.table.entryInsert(pfn)
+      chunk.pfns[k] = pfn
+      chunk.count++
+    }
+    this.table.mapInsert(pfn)
+    m.ptes[j] = pfn
+    this.table.bump('faults')
+    if (m.writable) node.addDirty(pfn * ps, ps)
+  }
+
+  // ------------------------------------------------------------------ zap
+
+  /**
+   * Zap mapping pages [j0, j1) (extended to whole PMDs): clear the ptes
+   * first (gup-fast protocol), then run the model's zap per PTE / PMD.
+   * Returns the number of ptes cleared.
+   */
+  #zapMapping(m: DaxMapping, j0: number, j1: number): number {
+    if (m.pmd.size > 0) {
+      for (const c of m.pmd.keys()) {
+        const cj0 = c * PMD_PAGES - m.firstIndex
+        const cj1 = cj0 + PMD_PAGES
+        if (cj0 < j1 && cj1 > j0) { j0 = Math.min(j0, cj0); j1 = Math.max(j1, cj1) }
+      }
+    }
+    const ptes = m.ptes
+    const cleared: number[] = []
+    for (let j = j0; j < j1; j++) {
+      const p = ptes[j]!
+      if (p !== PTE_NONE) { Atomics.store(ptes, j, PTE_NONE); cleared.push(j, p) }
+    }
+    if (cleared.length === 0) return 0
+    // Counters after every pte is gone: a racing gup-fast either pinned
+    // before (and the layout break waits for it) or sees PTE_NONE.
+    let runPfn = -1
+    let runLen = 0
+    let lastJ = -2
+    const done = new Set<number>()
+    const flush = (): void => {
+      for (let k = 0; k < runLen; k++) this.table.zap(runPfn + k)
+      runLen = 0
+    }
+    for (let i = 0; i < cleared.length; i += 2) {
+      const j = cleared[i]!
+      const p = cleared[i + 1]!
+      const c = Math.floor((m.firstIndex + j) / PMD_PAGES)
+      const pm = m.pmd.get(c)
+      if (pm) {
+        flush()
+        if (!done.has(c)) {
+          done.add(c)
+          if (pm.folio) this.table.zap(pm.pfn)
+          else for (let k = 0; k < PMD_PAGES; k++) this.table.zap(pm.pfn + k)
+        }
+        lastJ = -2
+        continue
+      }
+      if (runLen > 0 && j === lastJ + 1 && p === runPfn + runLen) runLen++
+      else { flush(); runPfn = p; runLen = 1 }
+      lastJ = j
+    }
+    flush()
+    for (const c of done) m.pmd.delete(c)
+    return cleared.length / 2
+  }
+
+  /** [first, end) of the file widened to whole chunks where a folio entry or a PMD mapping covers an edge. */
+  #widen(tree: FileTree, first: number, end: number): [number, number] {
+    if (end <= first) return [first, end]
+    const edge = (c: number): boolean => {
+      if (tree.chunks.get(c)?.folio) return true
+      for (const m of tree.mappings) if (m.pmd.has(c)) return true
+      return false
+    }
+    const c0 = Math.floor(first / PMD_PAGES)
+    const c1 = Math.floor((end - 1) / PMD_PAGES)
+    if (edge(c0)) first = c0 * PMD_PAGES
+    if (edge(c1)) end = (c1 + 1) * PMD_PAGES
+    return [first, end]
+  }
+
+  /** Unmap file pages [first, end) from every mapping of the file. Returns ptes cleared. */
+  #zapFile(tree: FileTree, first: number, end: number): number {
+    const [f, e] = this.#widen(tree, first, end)
+    let n = 0
+    for (const m of tree.mappings) {
+      const j0 = Math.max(0, f - m.firstIndex)
+      const j1 = Math.min(m.pages, e - m.firstIndex)
+      if (j0 < j1) n += this.#zapMapping(m, j0, j1)
+    }
+    return n
+  }
+
+  // ------------------------------------------------------------------ entries
+
+  /** Delete the page-cache entry of chunk slot k (a folio entry: the whole chunk, then split). */
+  #evict(tree: FileTree, c: number, ch: Chunk, k: number): void {
+    if (ch.folio) {
+      const head = ch.pfns[0]!
+      this.table.entryDelete(head)
+      this.table.disassociate(head)
+      try {
+        this.table.splitFolio(head)
+      } catch (e) {
+        this.log.warn({ err: e, pfn: head }, 'folio still referenced at eviction: it stays compound')
+      }
+      ch.pfns.fill(PTE_NONE)
+      ch.count = 0
+      ch.folio = false
+      ch.pmd = false
+    } else {
+      const p = ch.pfns[k]!
+      if (p === PTE_NONE) return
+      this.table.entryDelete(p)
+      this.table.disassociate(p)
+      ch.pfns[k] = PTE_NONE
+      ch.count--
+      ch.pmd = false
+    }
+    if (ch.count === 0) tree.chunks.delete(c)
+  }
+
+  #evictAll(tree: FileTree): void {
+    for (const [c, ch] of [...tree.chunks]) {
+      if (ch.folio) { this.#evict(tree, c, ch, 0); continue }
+      for (let k = 0; k < PMD_PAGES && ch.count > 0; k++) if (ch.pfns[k] !== PTE_NONE) this.#evict(tree, c, ch, k)
+      tree.chunks.delete(c)
+    }
+  }
+
+  /**
+   * The fs frees the block behind file page `index`: zap anything that
+   * faulted it in since the layout break, delete its page-cache entry,
+   * disassociate, then table.free(). false (the page is still referenced:
+   * the dax-gup plain-get hazard, or a pin taken behind the layout break's
+   * back) quarantines the block: the fs keeps it allocated, owned by the
+   * quarantine inode, so it is never handed to another file while referenced.
+   */
+  onFree(pfn: number, info: { ino: number; index: number }): boolean {
+    if (this.#dead) return true
+    const tree = this.trees.get(info.ino)
+    if (tree) {
+      if (tree.mappings.size > 0) this.#zapFile(tree, info.index, info.index + 1)
+      const c = Math.floor(info.index / PMD_PAGES)
+      const k = info.index % PMD_PAGES
+      const ch = tree.chunks.get(c)
+      if (ch && ch.pfns[k] !== PTE_NONE) {
+        if (ch.pfns[k] !== pfn) this.log.warn({ ino: info.ino, index: info.index, pfn, entry: ch.pfns[k] }, 'page-cache entry does not match the block being freed')
+        this.#evict(tree, c, ch, k)
+      }
+      this.#maybeDropTree(tree)
+    }
+    const ok = this.table.free(pfn)
+    if (ok) {
+      if (this.#freedWatch.size >= 4096) this.#freedWatch.delete(this.#freedWatch.values().next().value!)
+      this.#freedWatch.add(pfn)
+    } else {
+      this.quarantine.add(pfn)
+      const s = this.table.snapshot(pfn)
+      this.log.warn({ pfn, ino: info.ino, index: info.index, refcount: s.refcount, model: this.model.name },
+        'block freed while still referenced (use-after-free hazard): quarantined')
+    }
+    return ok
+  }
+
+  /**
+   * Give quarantined blocks whose page is idle again (the late put came)
+   * back to the free list. Returns how many were released.
+   */
+  reclaimQuarantine(): number {
+    this.#assertUsable('reclaimQuarantine')
+    let n = 0
+    for (const pfn of [...this.quarantine]) {
+      const s = this.table.snapshot(pfn)
+      if (s.refcount !== this.model.idleRefcount || s.mapcount !== 0 || s.pincount !== 0 || s.inode !== 0) continue
+      try {
+        this.fs.releaseQuarantine(pfn, 1)
+        n++
+      } catch (e) {
+        if (!isPmemuError(e, 'EINVAL')) throw e // already released by someone else
+      }
+      this.quarantine.delete(pfn)
+    }
+    return n
+  }
+
+  // ------------------------------------------------------------------ layout break
+
+  /** Allocated pfn runs of file pages [first, end) that are busy by the model's truncate rule. */
+  #busyRuns(node: FsNode, first: number, end: number): BusyRun[] {
+    const out: BusyRun[] = []
+    for (const e of node.extents()) {
+      const s = Math.max(first, e.l)
+      const t = Math.min(end, e.l + e.n)
+      if (s >= t) continue
+      const pfn = e.p + (s - e.l)
+      const count = t - s
+      if (this.table.firstBusy(pfn, count) >= 0) out.push({ pfn, count })
+    }
+    return out
+  }
+
+  /**
+   * The layout breaker (fs calls it under the inode lock before freeing
+   * blocks of [first, end)): unmap the range from every mapping of the file,
+   * then wait until no page in it is busy by the model's rule. Pages faulted
+   * back in during a wait are zapped again and waited for again, so when it
+   * resolves nothing in the range is mapped or busy (xfs_break_layouts'
+   * retry loop). Rejects with ETIMEDOUT / AbortError with nothing changed
+   * but the unmapped range.
+   */
+  async breakLayout(file: PmemFile, first: number, end: number, opts: { signal?: AbortSignal; timeoutMs?: number; reason: string }): Promise<void> {
+    const syscall = opts.reason === 'punch-hole' ? 'fallocate' : opts.reason === 'open-truncate' ? 'open' : 'ftruncate'
+    this.#assertUsable(syscall, file.path)
+    this.table.bump(opts.reason === 'punch-hole' ? 'punchHoles' : 'truncates')
+    const node = file.node
+    const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
+    for (;;) {
+      const tree = this.trees.get(node.ino)
+      let [wf, we] = [first, end]
+      if (tree) {
+        [wf, we] = this.#widen(tree, first, end)
+        this.#zapFile(tree, first, end)
+      }
+      const runs = this.#busyRuns(node, wf, we)
+      if (runs.length === 0) return
+      for (const r of runs) {
+        const remaining = deadline === Infinity ? undefined : Math.max(0, deadline - performance.now())
+        try {
+          await this.table.waitIdle(r.pfn, r.count, { signal: opts.signal, timeoutMs: remaining })
+        } catch (e) {
+          if (isPmemuError(e, 'ETIMEDOUT')) {
+            throw pmemError('ETIMEDOUT', syscall,
+              `file pages [${first}, ${end}) still busy after ${opts.timeoutMs} ms (${this.model.busy} rule of the ${this.model.name} model, pfn ${String(e.pfn)}); nothing was changed`,
+              { path: file.path, pfn: e.pfn, cause: e })
+          }
+          if (isPmemuError(e, 'ABORT_ERR')) throw new PmemuAbortError(syscall, { path: file.path, cause: opts.signal?.reason })
+          throw e
+        }
+        this.#assertUsable(syscall, file.path)
+      }
+      // We awaited: faults or pins may have happened meanwhile. Go round
+      // again; a pass that does not need to wait runs without yielding.
+    }
+  }
+
+  // ------------------------------------------------------------------ device events
+
+  /** dev.poison(): every mapping holding a poisoned page loses it and hears 'memory-failure' (Linux memory_failure → SIGBUS). */
+  #memoryFailure(offset: number, length: number): void {
+    if (this.#dead) return
+    const ps = this.pageSize
+    const p0 = Math.floor(offset / ps)
+    const p1 = Math.min(this.table.pageCount, Math.ceil((offset + length) / ps))
+    const events = new Map<DaxMapping, MemoryFailureEvent[]>()
+    for (let pfn = p0; pfn < p1; pfn++) {
+      const s = this.table.snapshot(pfn)
+      if (s.inode === 0) continue
+      const tree = this.trees.get(s.inode)
+      if (!tree) continue
+      const index = s.index
+      for (const m of [...tree.mappings]) {
+        const j = index - m.firstIndex
+        if (j < 0 || j >= m.pages || m.ptes[j] !== pfn) continue
+        this.#zapMapping(m, j, j + 1)
+        const bs = Math.max(offset, pfn * ps)
+        const be = Math.min(offset + length, (pfn + 1) * ps)
+        const ev: MemoryFailureEvent = { offset: j * ps + (bs - pfn * ps), length: be - bs, fileOffset: index * ps + (bs - pfn * ps), pfn }
+        const list = events.get(m) ?? []
+        const last = list[list.length - 1]
+        if (last && last.offset + last.length === ev.offset) last.length += ev.length
+        else list.push(ev)
+        events.set(m, list)
+      }
+    }
+    for (const [m, list] of events) {
+      this.table.bump('memoryFailures')
+      this.log.warn({ id: m.id, ino: m.ino, ranges: list }, 'memory failure: poisoned pages unmapped')
+      for (const ev of list) m.emit('memory-failure', ev)
+    }
+  }
+
+  /** Unbind: unmap everything and drop every page-cache entry before the device's wait. */
+  #unbind(): void {
+    if (this.#dead) return
+    for (const tree of [...this.trees.values()]) {
+      for (const m of tree.mappings) this.#zapMapping(m, 0, m.pages)
+      this.#evictAll(tree)
+    }
+  }
+
+  #deviceDead(reason: 'unbound' | 'closed' | 'crashed'): void {
+    const why = reason === 'crashed' ? 'the device crashed (power loss)' : reason === 'closed' ? 'the device is closed' : 'the device was unbound'
+    this.#dead = () => pmemError('ENXIO', 'dax', why, this.dev.path ? { path: this.dev.path } : {})
+    for (const tree of this.trees.values()) {
+      for (const m of [...tree.mappings]) this.kill(m, () => pmemError('ENXIO', 'mmap', why, { path: m.path }))
+    }
+    this.trees.clear()
+    this.#detach()
+  }
+
+  /** Unmount: unmap every mapping (later calls: EIO), evict every entry, detach. */
+  #teardown(): void {
+    if (this.#dead) return
+    const err = (): PmemuError => pmemError('EIO', 'mmap', 'file system is unmounted')
+    for (const tree of [...this.trees.values()]) {
+      for (const m of [...tree.mappings]) {
+        try { this.unmap(m) } catch (e) { this.log.warn({ err: e, id: m.id }, 'unmap at unmount failed') }
+        m._setState('dead', () => pmemError('EIO', 'mmap', 'file system is unmounted', { path: m.path }))
+      }
+    }
+    for (const tree of [...this.trees.values()]) this.#evictAll(tree)
+    this.trees.clear()
+    this.#dead = err
+    this.#detach()
+  }
+
+  #detach(): void {
+    for (const u of this.#undo.splice(0)) { try { u() } catch { /* already gone */ } }
+    if (layers.get(this.fs) === this) layers.delete(this.fs)
+  }
+
+  // ------------------------------------------------------------------ checker
+
+  #violation(invariant: number, kind: string, pfn: number, expected: number, found: number, what: string): Violation {
+    return {
+      invariant, kind, pfn, model: this.model.name, op: 'check', expected, found,
+      message: `${what}: pfn ${pfn}, op check, model ${this.model.name}, expected ${expected}, found ${found}`,
+    }
+  }
+
+  /** SPEC §3 invariants 2, 4, 5 as the DAX layer sees them. */
+  check(): Violation[] {
+    const out: Violation[] = []
+    if (this.#dead) return out
+    const t = this.table
+    const ps = this.pageSize
+    const owner = new Map<number, number>()
+    const mapped = new Map<number, number>() // head pfn -> mappings (PTE or PMD) counted on it
+    for (const tree of this.trees.values()) {
+      let size: number
+      let extentOk: (index: number, pfn: number) => boolean
+      try {
+        size = tree.node.size
+        const ext = tree.node.extents()
+        extentOk = (index, pfn) => {
+          for (const e of ext) if (index >= e.l && index < e.l + e.n) return e.p + (index - e.l) === pfn
+          return false
+        }
+      } catch { continue }
+      const eof = Math.ceil(size / ps)
+      for (const [c, ch] of tree.chunks) {
+        for (let k = 0; k < PMD_PAGES; k++) {
+          const pfn = ch.pfns[k]!
+          if (pfn === PTE_NONE) continue
+          const index = c * PMD_PAGES + k
+          const other = owner.get(pfn)
+          if (other !== undefined && other !== tree.ino) out.push(this.#violation(4, 'two-files', pfn, other, tree.ino, 'page has page-cache entries in two files'))
+          owner.set(pfn, tree.ino)
+          if (index >= eof) out.push(this.#violation(5, 'entry-past-eof', pfn, eof, index, `file ${tree.ino} has a page-cache entry past EOF`))
+          else if (!extentOk(index, pfn)) out.push(this.#violation(5, 'entry-not-allocated', pfn, 1, 0, `file ${tree.ino} page ${index} has a page-cache entry for a block it does not own (a hole or a freed block)`))
+          if (ch.folio && k > 0) continue
+          const s = t.snapshot(pfn)
+          if (!s.flags.includes('entry')) out.push(this.#violation(2, 'entry-flag-missing', pfn, 1, 0, `file ${tree.ino} page ${index}: the page does not carry its page-cache entry`))
+          if (s.inode !== tree.ino || s.index !== index) out.push(this.#violation(2, 'association', pfn, tree.ino, s.inode, `file ${tree.ino} page ${index}: page->mapping/index is ${s.inode}/${s.index}`))
+        }
+      }
+      for (const m of tree.mappings) {
+        if (!m.live) continue
+        for (let j = 0; j < m.pages; j++) {
+          const pfn = m.ptes[j]!
+          if (pfn === PTE_NONE) continue
+          const index = m.firstIndex + j
+          if (index >= eof) out.push(this.#violation(5, 'mapped-past-eof', pfn, eof, index, `mapping ${m.id} of file ${tree.ino} maps page ${index} past EOF`))
+          if (tree.entry(index) !== pfn) out.push(this.#violation(2, 'mapped-without-entry', pfn, pfn, tree.entry(index), `mapping ${m.id} maps file page ${index} without its page-cache entry`))
+          const pm = m.pmd.get(Math.floor(index / PMD_PAGES))
+          if (pm?.folio) {
+            if (index % PMD_PAGES === 0) mapped.set(pm.pfn, (mapped.get(pm.pfn) ?? 0) + 1)
+            continue
+          }
+          const h = t.headOf(pfn)
+          mapped.set(h, (mapped.get(h) ?? 0) + 1)
+        }
+      }
+    }
+    const mapRefs = this.model.mapRefs
+    for (const [h, n] of mapped) {
+      const s = t.snapshot(h)
+      const want = mapRefs > 0 ? n : 0
+      if (s.mapcount !== want) out.push(this.#violation(2, 'mapcount-mismatch', h, want, s.mapcount, 'mapcount differs from the mappings installed'))
+      const floor = this.model.idleRefcount + (s.flags.includes('entry') ? this.model.entryRefs : 0) + n * mapRefs
+      if (s.refcount < floor) out.push(this.#violation(2, 'mapped-without-reference', h, floor, s.refcount, 'a mapped page does not hold the references its model says'))
+    }
+    for (const pfn of [...this.#freedWatch]) {
+      let kind: string
+      try { kind = this.fs.blockOwner(pfn).kind } catch { continue }
+      if (kind !== 'free') { this.#freedWatch.delete(pfn); continue }
+      const s = t.snapshot(pfn)
+      if (s.inode !== 0 || s.flags.includes('entry') || s.mapcount !== 0) {
+        out.push(this.#violation(4, 'free-block-in-use', pfn, 0, s.inode, 'a free block is still associated, entered or mapped'))
+      } else if (s.refcount !== this.model.idleRefcount || s.pincount !== 0) {
+        out.push(this.#violation(4, 'free-block-referenced', pfn, this.model.idleRefcount, s.refcount, 'a free block is referenced or pinned'))
+      }
+    }
+    return out
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * One DAX mapping of a file range (SPEC §5): the `vm_area_struct` analogue.
+ * Its page table is `ptes` (one pfn or PTE_NONE per mapping page) in a
+ * SharedArrayBuffer, so the DMA engine's workers can walk it (gup-fast, see
+ * types.ts). Faults, zaps and the layout break live in the DaxLayer; this
+ * class validates arguments, keeps the mapping's state and builds views.
+ */
+import { EventEmitter } from 'node:events'
+import { pmemError, type PmemuError } from '../errors.js'
+import type { FsNode, PmemFile } from '../fs/index.js'
+import { WINDOW_BYTES } from '../region/index.js'
+import type { DaxLayer, FileTree } from './layer.js'
+import { PTE_NONE, type DaxMappingLike, type MappingShare } from './types.js'
+
+let nextId = 1
+
+/** A piece of a mapping range backed by one contiguous run of device bytes (or the zero page). */
+export interface ViewSegment {
+  /** Mapping-relative byte offset of the segment. */
+  offset: number
+  bytes: Uint8Array
+  /** First pfn of the run, or PTE_NONE for a hole of a read-only mapping (a private zero-filled copy). */
+  pfn: number
+}
+
+/** What `map.on('memory-failure', …)` receives: the poisoned bytes of the mapping (mapping-relative). */
+export interface MemoryFailureEvent {
+  offset: number
+  length: number
+  /** Byte offset in the file. */
+  fileOffset: number
+  /** The poisoned page. */
+  pfn: number
+}
+
+export type MappingState = 'live' | 'unmapped' | 'dead'
+
+export class DaxMapping extends EventEmitter implements DaxMappingLike {
+  readonly id = nextId++
+  /** File offset (bytes, page aligned) and length (bytes) of the mapping. */
+  readonly offset: number
+  readonly length: number
+  readonly writable: boolean
+  /** MAP_SYNC was asked for (faults are always metadata-durable here: allocation is journaled before the fault returns). */
+  readonly sync: boolean
+  readonly pageSize: number
+  /** Device generation this mapping belongs to (a crash bumps the device's). */
+  readonly generation: number
+  /** Mapping pages (ceil(length / pageSize)). */
+  readonly pages: number
+  /** File page index of mapping page 0. */
+  readonly firstIndex: number
+  readonly path: string
+  readonly ino: number
+  /** The page table: pfn or PTE_NONE per mapping page. Shared with DMA workers. */
+  readonly ptes: Int32Array
+  /** @internal chunks (file index >> 9) mapped by one PMD in this mapping: true when the PMD maps a folio. */
+  readonly pmd = new Map<number, { pfn: number; folio: boolean }>()
+  /** @internal */ readonly node: FsNode
+  /** @internal */ readonly tree: FileTree
+  readonly #layer: DaxLayer
+  readonly #ptesSab: SharedArrayBuffer
+  readonly #stateSab: SharedArrayBuffer
+  readonly #stateWord: Int32Array
+  #state: MappingState = 'live'
+  #deadError: (() => PmemuError) | undefined
+
+  /** @internal use file.mmap() */
+  constructor(layer: DaxLayer, tree: FileTree, file: PmemFile, offset: number, length: number, opts: { write: boolean; sync: boolean }, generation: number) {
+    super()
+    this.#layer = layer
+    this.tree = tree
+    this.node = file.node
+    this.path = file.path
+    this.ino = file.ino
+    this.pageSize = layer.pageSize
+    this.offset = offset
+    this.length = length
+    this.writable = opts.write
+    this.sync = opts.sync
+    this.generation = generation
+    this.firstIndex = offset / this.pageSize
+    this.pages = Math.ceil(length / this.pageSize)
+    this.#ptesSab = new SharedArrayBuffer(this.pages * 4)
+    this.ptes = new Int32Array(this.#ptesSab)
+    this.ptes.fill(PTE_NONE)
+    this.#stateSab = new SharedArrayBuffer(4)
+    this.#stateWord = new Int32Array(this.#stateSab)
+  }
+
+  get live(): boolean { return this.#state === 'live' && this.#layer.generationOk(this) }
+  get state(): MappingState { return this.#state }
+
+  /** @internal throws the error a call on a mapping that is not live gets. */
+  assertLive(op: string): void {
+    if (this.#state === 'live' && !this.#layer.generationOk(this)) {
+      this.#layer.kill(this, () => pmemError('ENXIO', op, 'the device crashed: mappings of its earlier life are dead', { path: this.path }))
+    }
+    if (this.#state === 'unmapped') throw pmemError('EFAULT', op, 'the mapping is unmapped', { path: this.path })
+    if (this.#state === 'dead') throw this.#deadError!()
+  }
+
+  /** @internal mark unmapped (state word 1 for workers). */
+  _setState(s: MappingState, err?: () => PmemuError): void {
+    if (this.#state === 'dead') return
+    this.#state = s
+    if (err) this.#deadError = err
+    Atomics.store(this.#stateWord, 0, s === 'live' ? 0 : 1)
+  }
+
+  #range(op: string, offset: number, length: number): [number, number] {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 ||
+        offset + length > this.pages * this.pageSize) {
+      throw pmemError('EINVAL', op, `range [${String(offset)}, +${String(length)}) is outside the ${this.pages * this.pageSize}-byte mapping`, { path: this.path, offset: typeof offset === 'number' ? offset : undefined })
+    }
+    return [offset, length]
+  }
+
+  /**
+   * Fault [offset, offset+length) (mapping-relative; a write fault in a
+   * writable mapping, a read fault otherwise) and return a Uint8Array on the
+   * region's bytes. The range must be backed by one contiguous run of pages
+   * in one region window (else EINVAL: use views()). Holes of a read-only
+   * mapping read as the zero page: a private zero-filled array.
+   * Past EOF: SIGBUS. A poisoned page: SIGBUS (memory failure).
+   */
+  view(offset: number, length: number): Uint8Array {
+    this.assertLive('view')
+    const [off, len] = this.#range('view', offset, length)
+    if (len === 0) return new Uint8Array(0)
+    const segs = this.#segments('view', off, len)
+    if (segs.length !== 1) {
+      throw pmemError('EINVAL', 'view', `[${off}, +${len}) of the mapping is backed by ${segs.length} discontiguous runs ` +
+        '(separate extents, holes, or a region window boundary): use views(offset, length) for the segments', { path: this.path, offset: off, length: len })
+    }
+    return segs[0]!.bytes
+  }
+
+  /** Like view(), for any range: one segment per contiguous run of pages (or of zero-page holes). */
+  views(offset: number, length: number): ViewSegment[] {
+    this.assertLive('views')
+    const [off, len] = this.#range('views', offset, length)
+    if (len === 0) return []
+    return this.#segments('views', off, len)
+  }
+
+  #segments(op: string, off: number, len: number): ViewSegment[] {
+    const ps = this.pageSize
+    const j0 = Math.floor(off / ps)
+    const j1 = Math.ceil((off + len) / ps)
+    this.#layer.faultRange(this, j0, j1, this.writable, 'cpu', op)
+    const out: ViewSegment[] = []
+    const ptes = this.ptes
+    const dev = this.#layer.dev
+    let j = j0
+    while (j < j1) {
+      const pfn = ptes[j]!
+      let k = j + 1
+      if (pfn === PTE_NONE) {
+        while (k < j1 && ptes[k] === PTE_NONE) k++
+      } else {
+        const win = Math.floor((pfn * ps) / WINDOW_BYTES)
+        while (k < j1 && ptes[k] === pfn + (k - j) && Math.floor(((pfn + (k - j)) * ps) / WINDOW_BYTES) === win) k++
+      }
+      const s = Math.max(off, j * ps)
+      const e = Math.min(off + len, k * ps)
+      const bytes = pfn === PTE_NONE ? new Uint8Array(e - s) : dev.view(pfn * ps + (s - j * ps), e - s)
+      out.push({ offset: s, bytes, pfn })
+      j = k
+    }
+    return out
+  }
+
+  /**
+   * Fault every page of the mapping below EOF (MAP_POPULATE). As Linux's
+   * mm_populate, pages that cannot be faulted (poisoned) are skipped; pages
+   * past EOF are left alone.
+   */
+  populate(): void {
+    this.assertLive('populate')
+    this.#layer.populate(this)
+  }
+
+  /** Flush + drain the mapped pages of [offset, offset+length) (pmem2_persist). Unmapped pages have nothing to flush. */
+  persist(offset: number, length: number): void {
+    this.assertLive('persist')
+    const [off, len] = this.#range('persist', offset, length)
+    if (len === 0) return
+    const ps = this.pageSize
+    const j0 = Math.floor(off / ps)
+    const j1 = Math.ceil((off + len) / ps)
+    const dev = this.#layer.dev
+    let j = j0
+    while (j < j1) {
+      const pfn = this.ptes[j]!
+      let k = j + 1
+      if (pfn !== PTE_NONE) while (k < j1 && this.ptes[k] === pfn + (k - j)) k++
+      if (pfn !== PTE_NONE) {
+        const s = Math.max(off, j * ps)
+        const e = Math.min(off + len, k * ps)
+        dev.persist(pfn * ps + (s - j * ps), e - s)
+      }
+      j = k
+    }
+  }
+
+  /**
+   * The pfn backing byte `offset` of the mapping. Faults the page like a
+   * touch (view of one byte). PTE_NONE for a hole of a read-only mapping
+   * (the zero page is not a device page).
+   */
+  pfn(offset: number): number {
+    this.assertLive('pfn')
+    const [off] = this.#range('pfn', offset, 1)
+    const j = Math.floor(off / this.pageSize)
+    this.#layer.faultRange(this, j, j + 1, this.writable, 'cpu', 'pfn')
+    return this.ptes[j]!
+  }
+
+  /** What is mapped at byte `offset` right now, without faulting: a pfn or PTE_NONE. */
+  pte(offset: number): number {
+    const [off] = this.#range('pte', offset, 1)
+    return this.ptes[Math.floor(off / this.pageSize)]!
+  }
+
+  /** munmap: the model's zap path for every installed page. Idempotent; views taken before are stale. */
+  unmap(): void {
+    if (this.#state !== 'live') return
+    this.#layer.unmap(this)
+  }
+
+  /**
+   * The DMA slow path: fault [offset, offset+length) on the owning thread.
+   * `write` on a read-only mapping: EFAULT. Errors: SIGBUS (past EOF),
+   * EHWPOISON (poisoned page), ENOSPC (allocation), ENXIO/EIO (dead).
+   * A read fault on a hole of a read-only mapping succeeds and leaves the
+   * pte PTE_NONE: the zero page (reads see zeros, nothing to pin).
+   */
+  fault(offset: number, length: number, write: boolean): void {
+    this.assertLive('fault')
+    const [off, len] = this.#range('fault', offset, length)
+    if (write && !this.writable) throw pmemError('EFAULT', 'fault', 'write fault on a read-only mapping', { path: this.path, offset: off })
+    if (len === 0) return
+    const ps = this.pageSize
+    this.#layer.faultRange(this, Math.floor(off / ps), Math.ceil((off + len) / ps), this.writable, 'gup', 'fault')
+  }
+
+  share(): MappingShare {
+    return {
+      id: this.id, generation: this.generation, offset: this.offset, length: this.length, writable: this.writable,
+      pageSize: this.pageSize, ptes: this.#ptesSab, state: this.#stateSab,
+    }
+  }
+}

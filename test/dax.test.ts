@@ -1,0 +1,588 @@
+import t, { type Test } from 'tap'
+import { readFileSync } from 'node:fs'
+import { setImmediate as macrotask } from 'node:timers/promises'
+import { openDevice, type Device } from '../src/region/index.js'
+import { mkfs, mount, daxOf, PTE_NONE, type DaxMapping, type MemoryFailureEvent } from '../src/dax/index.js'
+import type { PmemFile, PmemFs } from '../src/fs/index.js'
+import { MODEL_NAMES, type ModelName } from '../src/page/index.js'
+import { isPmemuError } from '../src/errors.js'
+
+type TT = Test
+const PS = 4096
+const MiB = 1 << 20
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------------------------
+
+async function setup(model: ModelName, opts: { fileBytes?: number; crashShadow?: boolean } = {}): Promise<{ dev: Device; fs: PmemFs; f: PmemFile }> {
+  const dev = await openDevice(undefined, { size: '64MiB', model, pageSize: PS, map: 'mem', crashShadow: opts.crashShadow })
+  const fs = await mkfs(dev)
+  const f = await fs.open('/f', 'w+')
+  const bytes = opts.fileBytes ?? 8 * PS
+  if (bytes >= 2 * MiB) await f.fallocate(0, bytes)
+  f.write(new Uint8Array(bytes).fill(0x5a), 0)
+  await f.fsync()
+  return { dev, fs, f }
+}
+
+/** stats(dev) (Record<string, number>) with typed counters. */
+const stats = (dev: Device) => dev.stats() as ReturnType<Device['table']['stats']>
+
+const mmap = (f: PmemFile, off: number, len: number, o: { write?: boolean; sync?: boolean } = {}): DaxMapping => f.mmap(off, len, o) as DaxMapping
+
+async function code(fn: () => unknown): Promise<string | undefined> {
+  try { await fn() } catch (e) { return (e as { code?: string }).code ?? String(e) }
+  return undefined
+}
+
+/** A promise's settled state, without sleeping: checked after a macrotask. */
+function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
+  let s = false
+  p.then(() => { s = true }, () => { s = true })
+  return { p, settled: () => s }
+}
+
+function readAll(f: PmemFile, len: number, at = 0): Uint8Array {
+  const b = new Uint8Array(len)
+  f.read(b, at)
+  return b
+}
+
+// ---------------------------------------------------------------------------------------------
+// conformance vectors (shared/design/model-vectors.json), every scenario, every model
+// ---------------------------------------------------------------------------------------------
+
+type Expect = Partial<Record<'refcount' | 'mapcount' | 'pincount' | 'order', number>> & {
+  pgmap?: number | 'all'; maybeDmaPinned?: boolean; violations?: number | '>0'; error?: string; state?: string
+}
+interface Step {
+  op: string; pfn?: number; page?: number; times?: number; longterm?: boolean; map?: string; count?: number
+  pages?: number; timeoutMs?: number; async?: boolean; expectError?: string
+  expect?: Record<string, Expect> & { state?: string }
+}
+interface Scenario { name: string; fs: boolean; fileBytes?: number; steps: Step[] }
+
+const vectorsUrl = new URL('../../shared/design/model-vectors.json', import.meta.url)
+const VECTORS = JSON.parse(readFileSync(vectorsUrl, 'utf8')) as { scenarios: Scenario[] }
+
+t.test('conformance vectors through the public path', async t => {
+  t.ok(VECTORS.scenarios.length >= 10, 'vectors loaded')
+  for (const sc of VECTORS.scenarios) {
+    for (const model of MODEL_NAMES) {
+      await t.test(`${sc.name} [${model}]`, async t => {
+        const fileBytes = sc.fileBytes ?? 8 * PS
+        let dev: Device
+        let f: PmemFile | undefined
+        if (sc.fs) ({ dev, f } = await setup(model, { fileBytes }))
+        else dev = await openDevice(undefined, { size: '64MiB', model, pageSize: PS, map: 'mem' })
+        const maps = new Map<string, DaxMapping>()
+        const known = new Map<number, number>() // file page -> last pfn seen behind it
+        const pfnOfPage = (page: number): number => {
+          const p = f!.pfnAt(page)
+          if (p !== null) known.set(page, p)
+          const k = known.get(page)
+          if (k === undefined) throw new Error(`file page ${page} has no block`)
+          return k
+        }
+        let lastPage = 0
+        let pending: ReturnType<typeof track<void>> | undefined
+        for (const [i, step] of sc.steps.entries()) {
+          const label = `step ${i} ${step.op}`
+          const exp = step.expect?.[model] as Expect | undefined
+          if (step.page !== undefined) lastPage = step.page
+          const pfn = step.pfn ?? (sc.fs ? pfnOfPage(lastPage) : 5)
+          let err: string | undefined
+          const run = async (): Promise<void> => {
+            for (let n = 0; n < (step.times ?? 1); n++) {
+              switch (step.op) {
+                case 'none': break
+                case 'get': dev.pages.get(pfn); break
+                case 'put': dev.pages.put(pfn); break
+                case 'pin': dev.pages.pin(pfn, { longterm: step.longterm }); break
+                case 'unpin': dev.pages.unpin(pfn); break
+                case 'map': maps.set(step.map!, mmap(f!, 0, fileBytes, { write: true })); break
+                case 'fault': maps.get(step.map!)!.view((step.page ?? 0) * PS, (step.count ?? 1) * PS); break
+                case 'unmap': maps.get(step.map!)!.unmap(); break
+                case 'truncate': {
+                  const p = f!.truncate(step.pages! * PS, step.timeoutMs !== undefined ? { timeoutMs: step.timeoutMs } : {})
+                  if (step.async) { pending = track(p); break }
+                  await p
+                  break
+                }
+                default: throw new Error(`unknown op ${step.op}`)
+              }
+            }
+          }
+          try { await run() } catch (e) { err = isPmemuError(e) ? e.code : String(e) }
+          // expected errors
+          const wantErr = exp?.error ?? (step.expectError && step.expectError !== 'strict mode throws here' ? step.expectError : undefined)
+          if (wantErr) t.equal(err, wantErr, `${label}: ${wantErr}`)
+          else t.equal(err, undefined, `${label}: no error`)
+          // async states
+          const state = (step.expect as { state?: string } | undefined)?.state ?? exp?.state
+          if (state === 'pending') {
+            await macrotask()
+            await macrotask()
+            t.equal(pending!.settled(), false, `${label}: truncate pending`)
+          } else if (state === 'truncate resolves') {
+            await pending!.p
+            t.pass(`${label}: truncate resolved after the unpin`)
+            pending = undefined
+          } else if (state?.startsWith('resolves')) {
+            t.equal(err, undefined, `${label}: resolves`)
+          }
+          if (!exp) continue
+          const s = dev.page(pfn)
+          if (exp.refcount !== undefined) t.equal(s.refcount, exp.refcount, `${label}: refcount`)
+          if (exp.mapcount !== undefined) t.equal(s.mapcount, exp.mapcount, `${label}: mapcount`)
+          if (exp.pincount !== undefined) t.equal(s.pincount, exp.pincount, `${label}: pincount`)
+          if (exp.order !== undefined) t.equal(s.order, exp.order, `${label}: order`)
+          if (exp.pgmap !== undefined) t.equal(dev.pgmapRefs(), exp.pgmap === 'all' ? dev.pageCount : exp.pgmap, `${label}: pgmap`)
+          if (exp.maybeDmaPinned !== undefined) t.equal(dev.pages.maybeDmaPinned(pfn), exp.maybeDmaPinned, `${label}: maybeDmaPinned`)
+          if (exp.violations === '>0') t.ok(dev.check().length > 0, `${label}: violations > 0`)
+          else if (exp.violations !== undefined) t.same(dev.check(), [], `${label}: no violations`)
+        }
+        t.equal(pending, undefined, 'no truncate left pending')
+        const dirty = sc.steps.some(st => st.expect?.[model]?.violations === '>0')
+        if (!dirty) t.same(dev.check(), [], 'check() is [] at the end of a clean scenario')
+        await dev.close()
+      })
+    }
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
+// faults, views, folios
+// ---------------------------------------------------------------------------------------------
+
+t.test('fault path: entries once per file page, mappings per model, folio vs per-page counting', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, fs, f } = await setup(model, { fileBytes: 4 * MiB })
+    const s0 = stats(dev)
+    const m = mmap(f, 0, 4 * MiB, { write: true })
+    m.view(0, 2 * MiB)
+    const head = f.pfnAt(0)!
+    t.equal(head % 512, 0, `${model}: fallocated extent is 2 MiB aligned`)
+    const s1 = stats(dev)
+    t.equal(s1.faults - s0.faults, 1, `${model}: one fault maps the 2 MiB extent`)
+    t.equal(s1.pmdFaults - s0.pmdFaults, 1, `${model}: a PMD fault`)
+    t.equal(s1.folioFaults - s0.folioFaults, model === 'upstream' ? 1 : 0, `${model}: folioFaults`)
+    for (let k = 0; k < 512; k++) if (m.pte(k * PS) !== head + k) { t.fail(`pte ${k}`); break }
+    const tail = dev.page(head + 100)
+    t.equal(tail.order, model === 'upstream' ? 9 : 0, `${model}: order`)
+    t.equal(tail.index, 100, `${model}: page->index`)
+    t.equal(tail.inode, f.ino, `${model}: page->mapping`)
+    // pin of the whole extent: one folio atomic vs 512 biased adds
+    dev.pages.pinRange(head, 512)
+    const pinned = dev.page(head)
+    if (model === 'upstream') t.match(pinned, { refcount: 513, pincount: 512 }, 'folio: n refs, n pincount on the head')
+    else t.equal(pinned.refcount, (model === 'legacy' ? 1 : 1) + 1024, `${model}: each page +1024`)
+    dev.pages.unpinRange(head, 512)
+    // a second mapping of part of the chunk: PTE faults of subpages
+    const m2 = mmap(f, 4 * PS, 4 * PS)
+    m2.view(0, 4 * PS)
+    const h = dev.page(head)
+    if (model === 'upstream') t.match(h, { mapcount: 5, refcount: 5 }, 'PMD + 4 PTEs counted on the folio head')
+    t.same(dev.check(), [], `${model}: clean while mapped`)
+    m2.unmap()
+    m.unmap()
+    const idle = dev.page(head)
+    t.equal(idle.refcount, model === 'legacy' ? 1 : model === 'dax-gup' ? 1 : 0, `${model}: entry refs only after unmap`)
+    // order-0 faults elsewhere (the 8-page file of the second file)
+    const g = await fs.open('/g', 'w+')
+    g.write(new Uint8Array(3 * PS).fill(1), 0)
+    const mg = mmap(g, 0, 3 * PS, { write: true })
+    const before = stats(dev)
+    mg.populate()
+    t.equal(stats(dev).faults - before.faults, 3, `${model}: 3 PTE faults`)
+    t.equal(stats(dev).pmdFaults - before.pmdFaults, 0, `${model}: no PMD fault on a small file`)
+    t.equal(dev.page(g.pfnAt(0)!).order, 0)
+    mg.unmap()
+    t.same(dev.check(), [], `${model}: check clean`)
+    await dev.close()
+  }
+})
+
+t.test('views: contiguity, discontiguous extents, zero page, SIGBUS past EOF, persist + read back + remount', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, fs, f } = await setup(model)
+    const m = mmap(f, 0, 16 * PS, { write: true })
+    t.equal(await code(() => mmap(f, 100, PS)), 'EINVAL', 'unaligned offset')
+    t.equal(await code(() => m.view(8 * PS, 10)), 'SIGBUS', 'past EOF')
+    t.equal(stats(dev).sigbus > 0, true, 'sigbus counted')
+    const v = m.view(PS - 2, 4)
+    t.same([...v], [0x5a, 0x5a, 0x5a, 0x5a], 'view spans two contiguous pages')
+    v.set([1, 2, 3, 4])
+    m.persist(PS - 2, 4)
+    t.same([...readAll(f, 4, PS - 2)], [1, 2, 3, 4], 'DAX store visible to file.read')
+    // a discontiguous file: extend with a hole, then allocate elsewhere
+    const g = await fs.open('/g', 'w+')
+    g.write(new Uint8Array(PS).fill(9), 0)
+    f.write(new Uint8Array(PS).fill(7), 8 * PS) // page 8 comes after /g's block: not contiguous
+    const mm = mmap(f, 0, 16 * PS, { write: true })
+    t.not(f.pfnAt(8), f.pfnAt(7)! + 1, 'page 8 is not contiguous with page 7')
+    t.equal(await code(() => mm.view(7 * PS, 2 * PS)), 'EINVAL', 'discontiguous range: EINVAL')
+    const segs = mm.views(7 * PS, 2 * PS)
+    t.equal(segs.length, 2, 'two segments')
+    t.equal(segs[0]!.offset, 7 * PS)
+    t.equal(segs[1]!.bytes[0], 7)
+    // a read-only mapping of a hole reads the zero page
+    await f.truncate(12 * PS)
+    const ro = await fs.open('/f', 'r')
+    const mr = mmap(ro, 0, 12 * PS)
+    const z = mr.view(10 * PS, PS)
+    t.ok(z.every(b => b === 0), 'hole reads zeros')
+    t.equal(mr.pte(10 * PS), PTE_NONE, 'zero page: no device page mapped')
+    t.equal(f.pfnAt(10), null, 'read fault did not allocate')
+    t.equal(await code(() => mr.fault(0, PS, true)), 'EFAULT', 'write gup on a read-only mapping')
+    mr.fault(10 * PS, PS, false)
+    // a writable mapping allocates the hole (journaled) and the fresh block is zeroed
+    const w = mm.view(10 * PS, PS)
+    t.ok(w.every(b => b === 0), 'new block zeroed')
+    t.not(f.pfnAt(10), null, 'write fault allocated')
+    w.fill(0xab)
+    mm.persist(10 * PS, PS)
+    t.same(dev.check(), [], 'clean')
+    mr.unmap(); mm.unmap(); m.unmap()
+    await ro.close(); await g.close(); await f.close()
+    await fs.unmount()
+    const fs2 = await mount(dev)
+    const f2 = await fs2.open('/f', 'r')
+    t.equal(readAll(f2, 1, 10 * PS)[0], 0xab, 'data stored through a view survives remount')
+    t.same([...readAll(f2, 4, PS - 2)], [1, 2, 3, 4])
+    t.same(dev.check(), [], 'clean after remount')
+    await dev.close()
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
+// truncate / punch-hole: the layout break
+// ---------------------------------------------------------------------------------------------
+
+t.test('views are stale after truncate and punch-hole; refault: SIGBUS past EOF, allocation in a hole', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, fs, f } = await setup(model)
+    const m = mmap(f, 0, 8 * PS, { write: true })
+    const m2 = mmap(f, 4 * PS, 4 * PS, { write: true })
+    m.populate(); m2.populate()
+    const old5 = f.pfnAt(5)!
+    const free0 = fs.statfs().free
+    await f.truncate(6 * PS)
+    t.equal(m.pte(6 * PS), PTE_NONE, 'm: truncated range unmapped')
+    t.equal(m2.pte(2 * PS), PTE_NONE, 'm2: truncated range unmapped')
+    t.equal(m.pte(5 * PS), old5, 'm: pages below EOF stay mapped')
+    t.equal(fs.statfs().free, free0 + 2, 'blocks freed')
+    t.equal(await code(() => m.view(6 * PS, 1)), 'SIGBUS', 'refault past the new EOF')
+    t.equal(await code(() => m2.view(3 * PS, 1)), 'SIGBUS')
+    t.same(dev.check(), [], 'clean after truncate')
+    // punch a hole: unmapped, freed, refault allocates again
+    const p2 = f.pfnAt(2)!
+    await f.punchHole(2 * PS, PS)
+    t.equal(m.pte(2 * PS), PTE_NONE, 'hole unmapped')
+    t.equal(f.pfnAt(2), null, 'hole deallocated')
+    t.same(dev.check(), [], 'clean after punch-hole')
+    const v = m.view(2 * PS, PS)
+    t.ok(v.every(b => b === 0), 'refault in the hole: a fresh zeroed block')
+    t.not(f.pfnAt(2), null, 'allocated again')
+    t.equal(dev.page(p2).inode === 0 || f.pfnAt(2) === p2, true, 'old block disassociated (or reused for this page)')
+    m.unmap(); m2.unmap()
+    t.same(dev.check(), [], 'clean')
+    await dev.close()
+  }
+})
+
+t.test('pin holds truncate and punch-hole; timeout and abort change nothing', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, fs, f } = await setup(model)
+    const m = mmap(f, 0, 8 * PS, { write: true })
+    m.view(0, 8 * PS).fill(0x33)
+    m.persist(0, 8 * PS)
+    const p3 = f.pfnAt(3)!
+    dev.pages.pin(p3)
+    const before = { size: f.size, bytes: readAll(f, 8 * PS), ext: JSON.stringify(f.node.extents()), free: fs.statfs().free }
+    const waits0 = stats(dev).layoutWaits
+    t.equal(await code(() => f.truncate(0, { timeoutMs: 20 })), 'ETIMEDOUT', `${model}: truncate times out`)
+    t.ok(stats(dev).layoutWaits > waits0, 'layoutWaits counted')
+    const ac = new AbortController()
+    const pend = track(f.punchHole(2 * PS, 3 * PS, { signal: ac.signal }))
+    await macrotask()
+    t.equal(pend.settled(), false, 'punch-hole pending')
+    ac.abort()
+    t.equal(await code(() => pend.p), 'ABORT_ERR', 'abort')
+    try { await pend.p } catch (e) { t.equal((e as Error).name, 'AbortError') }
+    t.equal(f.size, before.size, 'size unchanged')
+    t.same(readAll(f, 8 * PS), before.bytes, 'bytes unchanged')
+    t.equal(JSON.stringify(f.node.extents()), before.ext, 'blocks unchanged')
+    t.equal(fs.statfs().free, before.free, 'free count unchanged')
+    t.equal(m.pte(3 * PS), PTE_NONE, 'the range stays unmapped')
+    t.equal(m.view(3 * PS, 1)[0], 0x33, '... and refaults on the next view')
+    // pending until the unpin, then resolves
+    const tr = track(f.truncate(PS))
+    await macrotask(); await macrotask()
+    t.equal(tr.settled(), false, 'truncate pending while pinned')
+    const t0 = performance.now()
+    dev.pages.unpin(p3)
+    await tr.p
+    t.ok(performance.now() - t0 < 1000, 'resolves promptly after the unpin')
+    t.equal(f.size, PS)
+    t.equal(f.pfnAt(3), null)
+    t.same(dev.check(), [], 'clean')
+    m.unmap()
+    await dev.close()
+  }
+})
+
+t.test('concurrent truncates of one file serialise; other files are not held up', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, fs, f } = await setup(model)
+    const g = await fs.open('/g', 'w+')
+    g.write(new Uint8Array(4 * PS).fill(1), 0)
+    const m = mmap(f, 0, 8 * PS, { write: true })
+    m.populate()
+    const p6 = f.pfnAt(6)!
+    dev.pages.pin(p6)
+    const order: string[] = []
+    const a = track(f.truncate(4 * PS).then(() => { order.push('a') }))
+    const b = track(f.truncate(2 * PS).then(() => { order.push('b') }))
+    await macrotask(); await macrotask()
+    t.equal(a.settled() || b.settled(), false, 'both pending (b queued behind a)')
+    await g.truncate(PS)
+    t.equal(g.size, PS, 'another file truncates meanwhile')
+    dev.pages.unpin(p6)
+    await Promise.all([a.p, b.p])
+    t.same(order, ['a', 'b'], 'in order')
+    t.equal(f.size, 2 * PS)
+    t.same(dev.check(), [], 'clean')
+    m.unmap()
+    await dev.close()
+  }
+})
+
+t.test('upstream waits for a plain get; legacy waits for refcount 1; dax-gup frees and quarantines (the hazard)', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, fs, f } = await setup(model)
+    const m = mmap(f, 0, 8 * PS, { write: true })
+    m.populate()
+    const p0 = f.pfnAt(0)!
+    dev.pages.get(p0)
+    if (model !== 'dax-gup') {
+      t.equal(await code(() => f.truncate(0, { timeoutMs: 30 })), 'ETIMEDOUT', `${model}: a plain get holds truncate`)
+      const tr = track(f.truncate(0))
+      await macrotask()
+      t.equal(tr.settled(), false)
+      dev.pages.put(p0)
+      await tr.p
+      t.same(dev.check(), [], `${model}: clean`)
+    } else {
+      await f.truncate(0)
+      const v = dev.check()
+      t.ok(v.some(x => x.kind === 'use-after-free hazard' && x.pfn === p0), 'hazard reported')
+      t.same(fs.quarantined().map(([p]) => p).includes(p0), true, 'block quarantined')
+      t.equal(fs.blockOwner(p0).kind, 'quarantine')
+      t.equal(fs.statfs().quarantined, 1)
+      // the quarantined block is never handed to another file while referenced
+      const g = await fs.open('/g', 'w+')
+      g.write(new Uint8Array(64 * PS).fill(2), 0)
+      for (let i = 0; i < 64; i++) t.not(g.pfnAt(i), p0)
+      t.equal(daxOf(fs)!.reclaimQuarantine(), 0, 'still referenced: stays quarantined')
+      dev.pages.put(p0)
+      t.match(dev.page(p0), { refcount: 0 })
+      t.equal(daxOf(fs)!.reclaimQuarantine(), 1, 'idle again: back to the free list')
+      t.equal(fs.blockOwner(p0).kind, 'free')
+    }
+    m.unmap()
+    await dev.close()
+  }
+})
+
+t.test('2 MiB folio truncated in part: zapped whole, split, the rest refaults per page', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, f } = await setup(model, { fileBytes: 4 * MiB })
+    const m = mmap(f, 0, 4 * MiB, { write: true })
+    m.populate()
+    const head = f.pfnAt(0)!
+    await f.punchHole(100 * PS, PS)
+    t.equal(m.pte(0), PTE_NONE, 'the whole PMD is zapped')
+    t.equal(dev.page(head).order, 0, 'folio split (or never made)')
+    t.same(dev.check(), [], 'clean after the partial punch')
+    t.equal(m.view(5 * PS, 1)[0], 0x5a, 'data kept; refault')
+    t.equal(dev.page(head + 5).order, 0)
+    await f.truncate(3 * MiB)
+    t.same(dev.check(), [], 'clean after truncating into the second chunk')
+    m.unmap()
+    t.same(dev.check(), [], 'clean')
+    await dev.close()
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
+// lifetimes and device events
+// ---------------------------------------------------------------------------------------------
+
+t.test('close and unlink of a mapped file keep the blocks until the last mapping goes', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, fs, f } = await setup(model)
+    const m = mmap(f, 0, 8 * PS, { write: true })
+    const m2 = mmap(f, 0, 4 * PS)
+    m.view(0, 8 * PS).fill(0x44)
+    m2.populate()
+    const free0 = fs.statfs().free
+    await f.close()
+    await fs.unlink('/f')
+    t.equal(fs.statfs().free, free0, 'blocks kept while mapped')
+    t.equal(m.view(7 * PS, 1)[0], 0x44, 'data still there')
+    m.unmap()
+    t.equal(fs.statfs().free, free0, 'one mapping left')
+    t.equal(await code(() => m.view(0, 1)), 'EFAULT', 'unmapped mapping')
+    m.unmap() // idempotent
+    m2.unmap()
+    t.equal(fs.statfs().free, free0 + 8, 'freed with the last mapping')
+    t.same(dev.check(), [], 'clean')
+    await dev.close()
+  }
+})
+
+t.test('unlinked file with a page pinned past its last unmap: freed when the pin goes', async t => {
+  const { dev, fs, f } = await setup('upstream')
+  const m = mmap(f, 0, 8 * PS, { write: true })
+  m.populate()
+  const p = f.pfnAt(2)!
+  dev.pages.pin(p)
+  const free0 = fs.statfs().free
+  await f.close()
+  await fs.unlink('/f')
+  m.unmap()
+  await macrotask()
+  t.equal(fs.statfs().free, free0, 'release deferred while pinned')
+  dev.pages.unpin(p)
+  for (let i = 0; i < 5 && fs.statfs().free === free0; i++) await macrotask()
+  t.equal(fs.statfs().free, free0 + 8, 'freed after the unpin')
+  t.same(dev.check(), [], 'clean, no hazard')
+  await dev.close()
+})
+
+t.test('poison: faulting a poisoned page is SIGBUS; mapped pages poisoned later raise memory-failure and are unmapped', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, f } = await setup(model)
+    const m = mmap(f, 0, 8 * PS, { write: true })
+    const m2 = mmap(f, 0, 8 * PS)
+    m.populate(); m2.view(0, 4 * PS)
+    const events: MemoryFailureEvent[] = []
+    const events2: MemoryFailureEvent[] = []
+    m.on('memory-failure', e => events.push(e))
+    m2.on('memory-failure', e => events2.push(e))
+    const p1 = f.pfnAt(1)!
+    dev.poison(p1 * PS + 512, 512)
+    t.same(events, [{ offset: PS + 512, length: 512, fileOffset: PS + 512, pfn: p1 }], 'm notified')
+    t.equal(events2.length, 1, 'm2 notified')
+    t.equal(m.pte(PS), PTE_NONE, 'poisoned page unmapped')
+    t.equal(m.pte(0), f.pfnAt(0), 'others stay')
+    t.equal(await code(() => m.view(PS, 1)), 'SIGBUS', 'refault: memory failure')
+    t.equal(await code(() => m.fault(PS, 1, false)), 'EHWPOISON', 'gup: EHWPOISON')
+    const p5 = f.pfnAt(5)!
+    dev.poison(p5 * PS, 512)
+    t.equal(events.length, 2)
+    t.equal(events2.length, 1, 'm2 did not map page 5')
+    m.populate() // skips poisoned pages, as mm_populate
+    t.equal(m.pte(5 * PS), PTE_NONE)
+    t.ok(stats(dev).memoryFailures >= 2)
+    m.unmap(); m2.unmap()
+    t.same(dev.check(), [], 'clean')
+    await dev.close()
+  }
+})
+
+t.test('crash kills every mapping of the old life; unbind unmaps first, then ENXIO', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, f } = await setup(model, { crashShadow: true })
+    const m = mmap(f, 0, 8 * PS, { write: true })
+    m.populate()
+    const st = new Int32Array(m.share().state)
+    await dev.crash({ keep: 'all' })
+    t.equal(m.live, false, 'dead')
+    t.equal(st[0], 1, 'state word says dead to workers')
+    t.equal(await code(() => m.view(0, 1)), 'ENXIO')
+    t.equal(await code(() => m.populate()), 'ENXIO')
+    m.unmap() // harmless
+    const fs2 = await mount(dev)
+    const f2 = await fs2.open('/f', 'r+')
+    const m2 = mmap(f2, 0, 8 * PS, { write: true })
+    t.equal(m2.view(0, 1)[0], 0x5a, 'the new life maps fine')
+    t.same(dev.check(), [], 'clean after crash + remount')
+    // unbind: mappings are zapped before the wait, entries dropped, then ENXIO
+    await dev.unbind({ timeoutMs: 1000 })
+    t.equal(await code(() => m2.view(0, 1)), 'ENXIO', 'unbound')
+    t.equal(m2.pte(0), PTE_NONE)
+    await dev.close()
+  }
+})
+
+t.test('unbind with a pinned page waits for the unpin (upstream / dax-gup)', async t => {
+  for (const model of ['upstream', 'dax-gup'] as const) {
+    const { dev, f } = await setup(model)
+    const m = mmap(f, 0, 8 * PS, { write: true })
+    m.populate()
+    const p = f.pfnAt(0)!
+    dev.pages.pin(p)
+    t.equal(await code(() => dev.unbind({ timeoutMs: 20 })), 'ETIMEDOUT', `${model}: unbind waits`)
+    t.equal(m.pte(0), PTE_NONE, 'unmapped before the wait')
+    t.equal(m.live, true, 'mapping survives the failed unbind')
+    t.equal(m.view(0, 1)[0], 0x5a, 'and refaults')
+    const u = track(dev.unbind())
+    await macrotask()
+    t.equal(u.settled(), false)
+    dev.table.unpin(p)
+    await u.p
+    t.equal(await code(() => m.view(0, 1)), 'ENXIO')
+    await dev.close()
+  }
+})
+
+t.test('unmount tears mappings down (EIO) and leaves the table clean', async t => {
+  for (const model of MODEL_NAMES) {
+    const { dev, fs, f } = await setup(model, { fileBytes: 4 * MiB })
+    const m = mmap(f, 0, 4 * MiB, { write: true })
+    m.populate()
+    const head = f.pfnAt(0)!
+    await fs.unmount()
+    t.equal(await code(() => m.view(0, 1)), 'EIO')
+    t.match(dev.page(head), { mapcount: 0, inode: 0, order: 0 })
+    t.same(dev.check(), [], 'clean after unmount')
+    const fs2 = await mount(dev)
+    const f2 = await fs2.open('/f', 'r+')
+    const m2 = mmap(f2, 0, 4 * MiB, { write: true })
+    m2.populate()
+    t.equal(dev.page(head).order, model === 'upstream' ? 9 : 0, 'folio made again')
+    m2.unmap()
+    t.same(dev.check(), [], 'clean')
+    await dev.close()
+  }
+})
+
+t.test('gup-fast protocol: share() and fault()', async t => {
+  const { dev, f } = await setup('upstream')
+  const m = mmap(f, 0, 8 * PS, { write: true })
+  const sh = m.share()
+  t.match(sh, { id: m.id, offset: 0, length: 8 * PS, writable: true, pageSize: PS, generation: dev.generation })
+  const ptes = new Int32Array(sh.ptes)
+  t.equal(ptes[3], PTE_NONE)
+  m.fault(3 * PS, 2 * PS, true)
+  t.equal(ptes[3], f.pfnAt(3))
+  t.equal(ptes[4], f.pfnAt(4))
+  // pin via the pte, then truncate: the zap clears the pte first and the truncate waits for the pin
+  const p = Atomics.load(ptes, 3)
+  dev.pages.pin(p)
+  t.equal(Atomics.load(ptes, 3), p, 're-check ok')
+  const tr = track(f.truncate(0))
+  await macrotask()
+  t.equal(Atomics.load(ptes, 3), PTE_NONE, 'pte cleared before the wait')
+  t.equal(tr.settled(), false)
+  dev.pages.unpin(p)
+  await tr.p
+  t.equal(await code(() => m.fault(0, PS, false)), 'SIGBUS', 'past EOF')
+  m.unmap()
+  t.equal(new Int32Array(sh.state)[0], 1, 'state word: unmapped')
+  t.same(dev.check(), [], 'clean')
+  await dev.close()
+})
