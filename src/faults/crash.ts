@@ -1,0 +1,381 @@
+/**
+ * forEachCrash: run a user's workload under many seeded power losses and
+ * check it with the user's verify (SPEC §2, §7; docs/crash-testing.md).
+ *
+ * Each run: a fresh in-memory device with a crash shadow, mkfs, the workload
+ * with a crash armed at one moment, `dev.crash({ seed, keep })`, mount
+ * (journal replay), verify, and (by default) unmount + fsck. Moments are
+ *   - `crash-point:<k>`: the k-th journal crash point the workload passes
+ *     (every step of every transaction: intent/commit/apply/checkpoint,
+ *     written and persisted), counted from 0 over the whole workload;
+ *   - `persist:<n>`: just before the n-th `dev.persist` call (0-based; the
+ *     n-th persist does not happen), chosen from the seed;
+ *   - `end`: after the workload returned.
+ * At the armed moment a private sentinel is thrown and the device is frozen
+ * (further stores and persists throw it too: the power is off), and the fs
+ * is shut down. The workload's errors after that (the sentinel, EIO, ENXIO)
+ * are expected; any other error, or one before the crash, is a failure.
+ *
+ * Everything is a function of (workload, seed, point, keep, options): a
+ * failure reproduces with replayCrash(workload, verify, failure). The
+ * workload must be deterministic (same calls in the same order every run).
+ */
+import { isPmemuError } from '../errors.js'
+import { mkfs as fsMkfs, mount as fsMount } from '../dax/index.js'
+import { fsck as runFsck, type PmemFs, type CrashPoint } from '../fs/index.js'
+import { openDevice, prng, type Device } from '../region/index.js'
+import type { ModelName } from '../region/types.js'
+import type { Size } from '../util/size.js'
+import { attachFaults } from './poison.js'
+
+export type Keep = 'none' | 'all' | 'random'
+
+/** Where a run crashed, decoded. */
+export type CrashAt =
+  | { kind: 'crash-point'; index: number; name: CrashPoint; op: string; seq: number }
+  | { kind: 'persist'; index: number }
+  | { kind: 'end' }
+
+export interface WorkloadContext {
+  dev: Device
+  fs: PmemFs
+  /** Fresh per run, shared with verify: record what the workload saw acknowledged (e.g. after an fsync returned). */
+  state: Record<string, unknown>
+}
+
+export interface VerifyContext extends WorkloadContext {
+  seed: number
+  /** 'crash-point:<k>' | 'persist:<n>' | 'end' */
+  point: string
+  keep: Keep
+  at: CrashAt
+}
+
+export type Workload = (ctx: WorkloadContext) => void | Promise<void>
+export type Verify = (ctx: VerifyContext) => void | Promise<void>
+
+export interface ForEachCrashOptions {
+  /** Runs at seeded random moments (per keep mode). Default 20. */
+  seeds?: number
+  /** Which unpersisted cache lines survive: one mode or several (runs multiply). Default 'random'. */
+  keep?: Keep | Keep[]
+  /** Device size. Default '16MiB'. */
+  size?: Size
+  model?: ModelName
+  pageSize?: number
+  /** Crash at every journal crash point the workload reaches. Default true. */
+  crashPoints?: boolean
+  /** Crash at `seeds` seeded random moments (persist calls). Default true. */
+  randomMoments?: boolean
+  /** At most this many crash points, spread evenly over those reached. Default: all. */
+  maxCrashPoints?: number
+  /** Base seed: the run seeds derive from it. Default 1. */
+  seed?: number
+  /** Unmount and run fsck after verify; anything it finds is a failure. Default true. */
+  fsck?: boolean
+  /** Stop after this many failures. Default: run everything. */
+  maxFailures?: number
+  /** Format (and mount) the device once; the image it leaves (unmounted) is the start of every run. Default: src/dax mkfs. */
+  mkfs?: (dev: Device) => Promise<PmemFs>
+  /** Mount the fs the workload gets, and again after the crash. Default: src/dax mount + attachFaults. */
+  mount?: (dev: Device) => Promise<PmemFs>
+}
+
+export interface CrashFailure {
+  seed: number
+  point: string
+  keep: Keep
+  /** Where it went wrong: the workload (an unexpected error), mount after the crash, verify, or fsck. */
+  phase: 'workload' | 'mount' | 'verify' | 'fsck'
+  error: unknown
+  at: CrashAt
+  /** One line: what, where, and how to replay it. */
+  message: string
+}
+
+export interface ForEachCrashResult {
+  runs: number
+  /** Journal crash points the workload passes (dry run). */
+  crashPoints: number
+  /** dev.persist calls the workload makes (dry run). */
+  persists: number
+  failures: CrashFailure[]
+  firstFailure: CrashFailure | undefined
+  ok: boolean
+}
+
+export interface ReplayOptions extends Omit<ForEachCrashOptions, 'seeds' | 'keep' | 'crashPoints' | 'randomMoments' | 'maxCrashPoints' | 'maxFailures'> {
+  seed: number
+  /** From the failure; omitted: the random moment the seed picks. */
+  point?: string
+  keep?: Keep
+}
+
+/** Thrown at the armed moment; never escapes forEachCrash. */
+class PowerLoss extends Error {
+  constructor(readonly point: string) {
+    super(`power loss at ${point} (forEachCrash)`)
+    this.name = 'PowerLoss'
+  }
+}
+
+function mix(a: number, b: number): number {
+  let h = (Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x632be5ab, 0xc2b2ae35)) >>> 0
+  h ^= h >>> 16
+  h = Math.imul(h, 0x7feb352d) >>> 0
+  h ^= h >>> 15
+  return h >>> 0
+}
+
+interface Arm { kind: 'crash-point' | 'persist' | 'end' | 'none'; index: number }
+
+function parsePoint(point: string): Arm {
+  if (point === 'end') return { kind: 'end', index: 0 }
+  const m = /^(crash-point|persist):(\d+)$/.exec(point)
+  if (!m) throw new TypeError(`forEachCrash: bad point '${point}' (want 'crash-point:<k>', 'persist:<n>' or 'end')`)
+  return { kind: m[1] as 'crash-point' | 'persist', index: Number(m[2]) }
+}
+
+/** The random moment a seed picks among `persists` persist calls (persists itself = the end). */
+function momentFor(seed: number, persists: number): string {
+  const n = Math.floor(prng(seed)() * (persists + 1))
+  return n >= persists ? 'end' : `persist:${n}`
+}
+
+interface Resolved {
+  size: Size; model: ModelName | undefined; pageSize: number | undefined; fsck: boolean
+  mkfs: (dev: Device) => Promise<PmemFs>; mount: (dev: Device) => Promise<PmemFs>
+}
+
+function resolve(o: ForEachCrashOptions): Resolved {
+  return {
+    size: o.size ?? '16MiB', model: o.model, pageSize: o.pageSize, fsck: o.fsck !== false,
+    mkfs: o.mkfs ?? (dev => fsMkfs(dev)),
+    mount: o.mount ?? (async dev => { const fs = await fsMount(dev); attachFaults(fs); return fs }),
+  }
+}
+
+interface RunOutcome {
+  failure?: CrashFailure
+  crashPoints: number
+  persists: number
+}
+
+const expectedAfterCrash = (e: unknown): boolean =>
+  e instanceof PowerLoss || isPmemuError(e, 'EIO') || isPmemuError(e, 'ENXIO')
+
+function describe(at: CrashAt): string {
+  if (at.kind === 'crash-point') return `journal crash point ${at.index} (${at.name} of '${at.op}', transaction ${at.seq})`
+  if (at.kind === 'persist') return `before persist call ${at.index}`
+  return 'after the workload returned'
+}
+
+/**
+ * The device runs happen on. Opening a device with a crash shadow costs tens
+ * of milliseconds, so one device is reused: between runs it is crashed with
+ * keep 'all' (every layer of the previous run is dead, the side table idle),
+ * its badblocks are cleared and the freshly formatted image is written back
+ * and persisted. A run that unbinds or closes the device gets a new one.
+ */
+class Lab {
+  private dev: Device | undefined
+  private image: Uint8Array | undefined
+  constructor(private readonly r: Resolved) {}
+
+  private async open(): Promise<Device> {
+    const r = this.r
+    return openDevice(undefined, {
+      size: r.size, crashShadow: true, ...(r.model ? { model: r.model } : {}), ...(r.pageSize ? { pageSize: r.pageSize } : {}),
+    })
+  }
+
+  /** A device holding the freshly formatted, unmounted image. */
+  async fresh(): Promise<Device> {
+    if (!this.image) {
+      const dev = await this.open()
+      const fs = await this.r.mkfs(dev)
+      if (!fs.isUnmounted) await fs.unmount()
+      this.image = new Uint8Array(dev.capacity)
+      dev.read(0, this.image)
+      this.dev = dev
+      return dev
+    }
+    let dev = this.dev
+    if (dev && dev.status === 'open') {
+      try {
+        await dev.crash({ keep: 'all', seed: 0 })
+        if (dev.badblocks().length > 0) dev.clearPoison(0, dev.capacity)
+      } catch {
+        await dev.close().catch(() => undefined)
+        dev = undefined
+      }
+    } else dev = undefined
+    if (!dev) {
+      await this.dev?.close().catch(() => undefined)
+      dev = await this.open()
+      this.dev = dev
+    }
+    dev.write(0, this.image)
+    dev.persist(0, this.image.length)
+    return dev
+  }
+
+  async close(): Promise<void> {
+    await this.dev?.close().catch(() => undefined)
+    this.dev = undefined
+  }
+}
+
+/**
+ * One run. `point === ''` is the dry run: no crash, counts the crash points
+ * and persists (the workload must succeed; verify is not called).
+ */
+async function runOne(lab: Lab, workload: Workload, verify: Verify | undefined, r: Resolved, seed: number, point: string, keep: Keep): Promise<RunOutcome> {
+  const arm: Arm = point === '' ? { kind: 'none', index: 0 } : parsePoint(point)
+  const dev = await lab.fresh()
+  let cp = 0
+  let persists = 0
+  let at: CrashAt = { kind: 'end' }
+  let tripped = false
+  const fail = (phase: CrashFailure['phase'], error: unknown): RunOutcome => {
+    const msg = error instanceof Error ? error.message : String(error)
+    return {
+      crashPoints: cp, persists,
+      failure: {
+        seed, point, keep, phase, error, at,
+        message: `${phase} failed after a crash ${describe(at)} (seed ${seed}, point '${point}', keep '${keep}'): ${msg}`,
+      },
+    }
+  }
+  const d = dev as unknown as Record<string, unknown>
+  const unfreeze = (): void => { for (const k of ['write', 'zero', 'persist']) delete d[k] }
+  try {
+    const fs0 = await r.mount(dev)
+    const state: Record<string, unknown> = {}
+    const proto = Object.getPrototypeOf(dev) as Device
+    // At the armed moment the power goes: stores and persists throw from then on, the fs shuts down.
+    const trip = (): never => {
+      if (!tripped) {
+        tripped = true
+        const dead = (): never => { throw new PowerLoss(point) }
+        d.write = dead
+        d.zero = dead
+        d.persist = dead
+        fs0.shutdown(`power loss at ${point} (forEachCrash)`)
+      }
+      throw new PowerLoss(point)
+    }
+    d.persist = (offset: number, length: number): void => {
+      if (arm.kind === 'persist' && persists === arm.index) { at = { kind: 'persist', index: persists }; trip() }
+      persists++
+      proto.persist.call(dev, offset, length)
+    }
+    fs0.onCrashPoint = (name, info) => {
+      if (arm.kind === 'crash-point' && cp === arm.index) { at = { kind: 'crash-point', index: cp, name, op: info.op, seq: info.seq }; cp++; trip() }
+      cp++
+    }
+    try {
+      await workload({ dev, fs: fs0, state })
+    } catch (e) {
+      if (!tripped || !expectedAfterCrash(e)) {
+        if (arm.kind === 'none') throw e
+        return fail('workload', e)
+      }
+    } finally {
+      fs0.onCrashPoint = undefined
+      unfreeze()
+    }
+    if (arm.kind === 'none') return { crashPoints: cp, persists }
+    if (!tripped && arm.kind !== 'end') {
+      return fail('workload', new Error(`the workload never reached ${point} (${arm.kind === 'crash-point' ? cp : persists} were reached): is it deterministic?`))
+    }
+    try { await dev.crash({ seed, keep }) } catch (e) { return fail('workload', e) }
+    let fs1: PmemFs
+    try { fs1 = await r.mount(dev) } catch (e) { return fail('mount', e) }
+    try {
+      if (verify) await verify({ dev, fs: fs1, state, seed, point, keep, at })
+    } catch (e) {
+      return fail('verify', e)
+    }
+    if (r.fsck) {
+      try {
+        if (!fs1.isUnmounted && !fs1.isDead) await fs1.unmount()
+        if (dev.status === 'open') {
+          const rep = await runFsck(dev)
+          if (!rep.clean) return fail('fsck', new Error(`fsck exit ${rep.exitCode}: ${rep.problems.join('; ')}`))
+        }
+      } catch (e) { return fail('fsck', e) }
+    }
+    return { crashPoints: cp, persists }
+  } finally {
+    unfreeze()
+  }
+}
+
+/**
+ * Run `workload` under seeded crashes: at every journal crash point it
+ * reaches and at `seeds` random moments, for each keep mode; after each
+ * crash, remount and call `verify`. Resolves with every failure (never
+ * rejects for a failing run; rejects if the workload fails without a crash).
+ */
+export async function forEachCrash(workload: Workload, verify: Verify, opts: ForEachCrashOptions = {}): Promise<ForEachCrashResult> {
+  if (typeof workload !== 'function' || typeof verify !== 'function') throw new TypeError('forEachCrash(workload, verify, options): both must be functions')
+  const r = resolve(opts)
+  const seeds = opts.seeds ?? 20
+  const keeps: Keep[] = Array.isArray(opts.keep) ? opts.keep : [opts.keep ?? 'random']
+  for (const k of keeps) if (k !== 'none' && k !== 'all' && k !== 'random') throw new TypeError(`forEachCrash: bad keep '${String(k)}'`)
+  const base = (opts.seed ?? 1) >>> 0
+  const maxFailures = opts.maxFailures ?? Infinity
+  const lab = new Lab(r)
+  try {
+    const dry = await runOne(lab, workload, undefined, r, 0, '', 'none')
+    const failures: CrashFailure[] = []
+    let runs = 0
+    const plan: Array<{ seed: number; point: string; keep: Keep }> = []
+    for (const keep of keeps) {
+      if (opts.crashPoints !== false && dry.crashPoints > 0) {
+        const max = Math.min(dry.crashPoints, opts.maxCrashPoints ?? Infinity)
+        const picked = new Set<number>()
+        for (let i = 0; i < max; i++) picked.add(Math.floor((i * dry.crashPoints) / max))
+        for (const k of picked) plan.push({ seed: mix(base, k), point: `crash-point:${k}`, keep })
+      }
+      if (opts.randomMoments !== false) {
+        for (let i = 0; i < seeds; i++) {
+          const seed = mix(base ^ 0x5bd1e995, i)
+          plan.push({ seed, point: momentFor(seed, dry.persists), keep })
+        }
+      }
+    }
+    for (const p of plan) {
+      if (failures.length >= maxFailures) break
+      const out = await runOne(lab, workload, verify, r, p.seed, p.point, p.keep)
+      runs++
+      if (out.failure) failures.push(out.failure)
+    }
+    return { runs, crashPoints: dry.crashPoints, persists: dry.persists, failures, firstFailure: failures[0], ok: failures.length === 0 }
+  } finally {
+    await lab.close()
+  }
+}
+
+/**
+ * Re-run one crash of forEachCrash: `replayCrash(workload, verify, failure)`.
+ * Resolves with the failure again (undefined if it passed this time).
+ */
+export async function replayCrash(workload: Workload, verify: Verify, opts: ReplayOptions): Promise<CrashFailure | undefined> {
+  if (!opts || typeof opts.seed !== 'number') throw new TypeError('replayCrash: options.seed is required')
+  const r = resolve(opts)
+  const lab = new Lab(r)
+  try {
+    let point = opts.point
+    if (point === undefined) {
+      const dry = await runOne(lab, workload, undefined, r, 0, '', 'none')
+      point = momentFor(opts.seed, dry.persists)
+    }
+    parsePoint(point)
+    const out = await runOne(lab, workload, verify, r, opts.seed, point, opts.keep ?? 'random')
+    return out.failure
+  } finally {
+    await lab.close()
+  }
+}
