@@ -1,11 +1,48 @@
 /**
  * pmemu: a persistent-memory device emulator with an fsdax-like file layer.
- * See API.md in the design docs and docs/ for the tour.
+ *
+ * ```ts
+ * import { openDevice, mkfs, DmaEngine } from 'pmemu'
+ * const dev = await openDevice('/dev/shm/a.pmem', { size: '64MiB', create: true, model: 'dax-gup' })
+ * const fs = await mkfs(dev)
+ * ```
+ * See docs/ for the tour, the models and the format.
  */
-export { openDevice, Device, Region, WINDOW_BYTES } from './region/index.js'
+
+// The device (SPEC §1–2)
+export { openDevice, Device, Region, WINDOW_BYTES, SECTOR } from './region/index.js'
 export type {
-  OpenDeviceOptions, PagePaths, Backend, MapMode, ModelName, Persistence, Capabilities, BadBlock, CrashOptions, DeviceInfo,
+  OpenDeviceOptions, PagePaths, DeviceListener, DeviceState, Backend, MapMode, ModelName, Persistence, Capabilities,
+  BadBlock, CrashOptions, DeviceInfo, FlushKind,
 } from './region/index.js'
+
+// The page table and the models (SPEC §3)
+export { PageTable, MODELS, MODEL_NAMES, PIN_BIAS, FOLIO_PAGES } from './page/index.js'
+export type { PageSnapshot, Violation, PageTableStats, RefcountModel, WaitOptions } from './page/index.js'
+
+// The file system (SPEC §4), with DAX and fault injection attached
+export { mkfs, mount } from './mount.js'
+export { fsck, fsInfo, PmemFs, PmemFile, CRASH_POINTS } from './fs/index.js'
+export type {
+  FsDevice, MkfsOptions, MountOptions, StatFs, PmemStats, TruncateOptions, FsckOptions, FsckReport, FsSummary,
+  Progress, ProgressFn, CrashPoint,
+} from './fs/index.js'
+
+// DAX mappings (SPEC §5)
+export { DaxMapping, PTE_NONE, mmap, attachDax, daxOf } from './dax/index.js'
+export type { MmapOptions, MappingShare, DaxMappingLike, ViewSegment, MemoryFailureEvent } from './dax/index.js'
+
+// Fault injection (SPEC §7)
+export { attachFaults, forEachCrash, replayCrash } from './faults/index.js'
+export type {
+  ForEachCrashOptions, ForEachCrashResult, CrashFailure, Workload, Verify, WorkloadContext, VerifyContext, Keep,
+} from './faults/index.js'
+
+// Test-double adapters
+export { toNodeFs, RandomAccessPmem, pmemStorage } from './adapters/index.js'
+export type { PmemNodeFs, RandomAccessPmemOptions } from './adapters/index.js'
+
+// Errors and sizes (SPEC §8)
 export { PmemuError, PmemuAbortError, pmemError, isPmemuError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export { parseSize, formatBytes } from './util/size.js'

@@ -564,7 +564,7 @@ t.test('DAX seams: layout breaker, onFree quarantine, hold/release, mmap factory
   t.equal(fs2.statfs().free, hf + 2, 'released: blocks freed')
   // mmap factory
   const seen: unknown[] = []
-  fs2.setMmapFactory((file, off, len, o) => { seen.push([file.ino, off, len, o.write]); return { mapping: true } })
+  fs2.setMmapFactory((file, off, len, o) => { seen.push([file.ino, off, len, o.write]); return { mapping: true } as never })
   const m = await fs2.open('/m', 'w+')
   t.same(m.mmap(0, 8192, { write: true }), { mapping: true })
   t.same(seen, [[m.ino, 0, 8192, true]])

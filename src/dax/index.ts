@@ -34,3 +34,10 @@ export function mmap(file: { mmap(offset: number, length: number, opts?: Record<
   offset: number, length: number, opts: MmapOptions = {}): DaxMapping {
   return file.mmap(offset, length, { ...opts }) as DaxMapping
 }
+
+// file.mmap() returns a DaxMapping once this layer is loaded: widen the fs's
+// (empty) MmapResult by interface merging, so src/fs needs no import of dax.
+declare module '../fs/fs.js' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-interface
+  interface MmapResult extends DaxMapping {}
+}

@@ -90,7 +90,13 @@ export type LayoutBreaker = (file: PmemFile, firstPage: number, endPage: number,
  */
 export type OnFree = (pfn: number, info: { ino: number; index: number }) => boolean | void
 /** Installed by the DAX layer: builds the mapping object file.mmap returns. */
-export type MmapFactory = (file: PmemFile, offset: number, length: number, opts: MmapOptions) => unknown
+/**
+ * What `file.mmap()` returns. Empty here: the DAX layer (src/dax) widens it by
+ * interface merging to its DaxMapping shape, so the fs does not import dax.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface MmapResult {}
+export type MmapFactory = (file: PmemFile, offset: number, length: number, opts: MmapOptions) => MmapResult
 export interface MmapOptions { write: boolean; sync: boolean; [k: string]: unknown }
 
 /** Context passed to I/O hooks. */
@@ -394,7 +400,7 @@ export class PmemFile {
    * Map [offset, offset+length) of the file. Calls the factory installed with
    * fs.setMmapFactory (the DAX layer); without one, EOPNOTSUPP.
    */
-  mmap(offset: number, length: number, opts: { write?: boolean; sync?: boolean; [k: string]: unknown } = {}): unknown {
+  mmap(offset: number, length: number, opts: { write?: boolean; sync?: boolean; [k: string]: unknown } = {}): MmapResult {
     this.check('mmap')
     const off = validateInt(offset, 'offset', 'mmap', this.path)
     const len = validateInt(length, 'length', 'mmap', this.path, 1)
