@@ -32,6 +32,10 @@ export type {
 export { DaxMapping, PTE_NONE, mmap, attachDax, daxOf } from './dax/index.js'
 export type { MmapOptions, MappingShare, DaxMappingLike, ViewSegment, MemoryFailureEvent } from './dax/index.js'
 
+// The DMA engine (SPEC §6)
+export { DmaEngine } from './dma/index.js'
+export type { DmaEngineOptions, DmaTransfer, SubmitOptions as DmaSubmitOptions, DmaResult, DmaStats, DmaMode } from './dma/index.js'
+
 // Fault injection (SPEC §7)
 export { attachFaults, forEachCrash, replayCrash } from './faults/index.js'
 export type {
