@@ -165,3 +165,14 @@ t.test('pmemu mkfs, info, fsck, poison, badblocks', async t => {
   t.equal(mk2.code, 1)
   t.match(mk2.err, /needs a size/)
 })
+
+t.test('the README tour runs and prints what it says', async t => {
+  const { tour } = await import('../examples/tour.js')
+  const lines: string[] = []
+  await tour(l => lines.push(l))
+  t.match(lines[0], /after fault: .*"refcount":1,"mapcount":1/)
+  t.match(lines[1], /pinned by DMA: refcount 1025, maybe DMA pinned: true/)
+  t.equal(lines[2], 'truncate waiting: true')
+  t.equal(lines[3], 'DMA copied 4096 bytes')
+  t.match(lines[4], /truncate done; page idle: refcount 0; layout waits 1; violations 0/)
+})
