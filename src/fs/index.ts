@@ -13,4 +13,4 @@ export {
 export type { CrashPointInfo } from './journal.js'
 export { fsck, type FsckOptions, type FsckReport } from './fsck.js'
 export { fsInfo, type FsSummary } from './info.js'
-export { crc32c } from './crc32c.js'
+export { crc32c } from '../util/crc32c.js'

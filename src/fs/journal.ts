@@ -12,7 +12,7 @@
  * clear bitmap bits.
  */
 import { pmemError } from '../errors.js'
-import { crc32c } from './crc32c.js'
+import { crc32c } from '../util/crc32c.js'
 import type { FsDevice } from './device.js'
 import {
   decodeCommit, dv, encodeCommit, JCOMMIT_SIZE, JREC_BITCLEAR, JREC_BITSET, JREC_HEADER, JREC_WRITE, JRECORDS_OFF,

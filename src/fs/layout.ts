@@ -4,7 +4,7 @@
  * bytes they return a value or a string saying what is wrong — never throw,
  * never loop unboundedly — so mount and fsck survive damaged images.
  */
-import { crc32c } from './crc32c.js'
+import { crc32c } from '../util/crc32c.js'
 
 export const SB_MAGIC = 'PMEMUFS1'
 export const FS_VERSION = 1

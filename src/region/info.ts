@@ -89,7 +89,7 @@ export function encodeInfo(info: DeviceInfo, out: Uint8Array): void {
 }
 
 function infoCrc(buf: Uint8Array, count: number): number {
-  return crc32c(buf.subarray(BADBLOCK_HEADER, BADBLOCK_HEADER + count * 16), crc32c(buf.subarray(0, 68)))
+  return crc32c(buf, BADBLOCK_HEADER, BADBLOCK_HEADER + count * 16, crc32c(buf, 0, 68))
 }
 
 /** True when the bytes start with the magic (a pmemu device, damaged or not). */
