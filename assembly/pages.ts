@@ -33,6 +33,83 @@ let statShared: bool = false
 export function setSlot(slot: u32, shared: bool): void {
   statBase = STATS + slot * STAT_SLOT_BYTES
   statShared = shared
+  loadModel() // the fast lanes' stat addresses (and the shared slot's generic path)
+}
+
+// Model constants, copied from the header into this instance's globals once
+// (loadModel, at instantiation and when the stats slot is chosen): the fast
+// lanes compare against registers instead of loading the header around their
+// atomic (a locked RMW orders every later load behind it, so every
+// instruction around it counts).
+let gIdle: i32 = 0
+let gEdgeOld: i32 = 0
+let gEdgeNew: i32 = 0
+let gPerPage: bool = false
+// Per hot event (get, put, pin, unpin), derived from its row:
+//   d   small-page refcount delta
+//   s   or-ed into the record's flags before the head/tail test: F_HEAD when
+//       the event must take the generic path (EF_SLOW in this model, or this
+//       instance's stats slot is the shared one), else 0
+//   t   the add needs edge() (a violation or a pgmap transition) iff
+//       old <= t: max(edgeOld, edgeNew - d), i.e. old <= edgeOld || old + d <= edgeNew
+//   w,k the wake rule may fire iff (u32)(old - w) <= k: any old (EF_WAKE_ANY:
+//       w 0, k 0xffffffff), old + d == idle (EF_WAKE_IDLE: w idle - d, k 0),
+//       else never (w = t, which already goes to edge(); k 0)
+//   a   address of the event's counter in this instance's stats slot
+let dGet: i32 = 0
+let dPut: i32 = 0
+let dPin: i32 = 0
+let dUnpin: i32 = 0
+let sGet: u32 = F_HEAD
+let sPut: u32 = F_HEAD
+let sPin: u32 = F_HEAD
+let sUnpin: u32 = F_HEAD
+let tGet: i32 = 0
+let tPut: i32 = 0
+let tPin: i32 = 0
+let tUnpin: i32 = 0
+let wGet: i32 = 0
+let wPut: i32 = 0
+let wPin: i32 = 0
+let wUnpin: i32 = 0
+let kGet: u32 = 0
+let kPut: u32 = 0
+let kPin: u32 = 0
+let kUnpin: u32 = 0
+let aGet: u32 = STATS
+let aPut: u32 = STATS
+let aPin: u32 = STATS
+let aUnpin: u32 = STATS
+
+@inline function rowFlags(ev: i32): i32 { return load<i32>(T_EVENTS + (<u32>ev << 5), E_FLAGS) }
+@inline function rowDelta(ev: i32): i32 { return load<i32>(T_EVENTS + (<u32>ev << 5), E_REF) }
+@inline function rowSlow(ev: i32): u32 { return ((rowFlags(ev) & EF_SLOW) || statShared) ? F_HEAD : 0 }
+@inline function rowEdge(ev: i32): i32 {
+  // old <= edgeOld || old + d <= edgeNew  <=>  old <= max(edgeOld, edgeNew - d), computed without
+  // wrapping (the generic path's old + d wraps only within |d| of 2^31 references)
+  const viaNew = <i64>gEdgeNew - <i64>rowDelta(ev)
+  const t = <i64>gEdgeOld > viaNew ? <i64>gEdgeOld : viaNew
+  return t > <i64>i32.MAX_VALUE ? i32.MAX_VALUE : (t < <i64>i32.MIN_VALUE ? i32.MIN_VALUE : <i32>t)
+}
+@inline function rowWake(ev: i32): i32 {
+  const rf = rowFlags(ev)
+  if (rf & EF_WAKE_ANY) return 0
+  if (rf & EF_WAKE_IDLE) return gIdle - rowDelta(ev)
+  return rowEdge(ev)
+}
+@inline function rowWakeSpan(ev: i32): u32 { return (rowFlags(ev) & EF_WAKE_ANY) ? <u32>0xffffffff : 0 }
+@inline function statAddr(ev: i32): u32 { return statBase + (<u32>ev << 3) }
+
+/** Read the model (header constants and event rows) into this instance's globals. The header must be written. */
+export function loadModel(): void {
+  gIdle = load<i32>(M_IDLE)
+  gEdgeOld = load<i32>(M_EDGE_OLD)
+  gEdgeNew = load<i32>(M_EDGE_NEW)
+  gPerPage = load<i32>(M_PGMAP) == PG_PER_PAGE
+  dGet = rowDelta(EV_GET); sGet = rowSlow(EV_GET); tGet = rowEdge(EV_GET); wGet = rowWake(EV_GET); kGet = rowWakeSpan(EV_GET); aGet = statAddr(EV_GET)
+  dPut = rowDelta(EV_PUT); sPut = rowSlow(EV_PUT); tPut = rowEdge(EV_PUT); wPut = rowWake(EV_PUT); kPut = rowWakeSpan(EV_PUT); aPut = statAddr(EV_PUT)
+  dPin = rowDelta(EV_PIN); sPin = rowSlow(EV_PIN); tPin = rowEdge(EV_PIN); wPin = rowWake(EV_PIN); kPin = rowWakeSpan(EV_PIN); aPin = statAddr(EV_PIN)
+  dUnpin = rowDelta(EV_UNPIN); sUnpin = rowSlow(EV_UNPIN); tUnpin = rowEdge(EV_UNPIN); wUnpin = rowWake(EV_UNPIN); kUnpin = rowWakeSpan(EV_UNPIN); aUnpin = statAddr(EV_UNPIN)
 }
 
 @inline function stat(index: u32, n: i64): void {
@@ -79,8 +156,8 @@ function record(kind: i32, pfn: u32, op: i32, expected: i32, found: i32): void {
 
 @inline function wake(addr: u32): void {
   if (atomic.load<i32>(H_WAITERS) > 0) {
+    stat(S_NOTIFIES, 1) // first: nothing is live across the notify (a runtime call)
     atomic.notify(addr, -1)
-    stat(S_NOTIFIES, 1)
   }
 }
 
@@ -91,13 +168,26 @@ function record(kind: i32, pfn: u32, op: i32, expected: i32, found: i32): void {
   // dax-gup: a page holds the pgmap while its refcount is positive
   // (0->1 takes it, the put that frees the page drops it).
   if (load<i32>(M_PGMAP) == PG_PER_PAGE) {
-    if (old <= 0 && nw > 0) atomic.add<i32>(H_PGMAP_REFS, 1)
+    if (old <= 0 && nw > 0) pgmapAdd(1)
     else if (old > 0 && nw <= 0) {
-      if (atomic.sub<i32>(H_PGMAP_REFS, 1) == 1) pgmapSettled()
+      pgmapAdd(-1)
+      pgmapSettled()
     }
   }
   const w = load<i32>(M_WAKE)
   if (((w & WAKE_TO_IDLE) && d < 0 && nw == idle) || ((w & WAKE_ON_UNPIN) && (rf & EF_UNPIN))) wake(r + R_REF)
+}
+
+/**
+ * dax-gup's per-page pgmap refs are counted per thread, in the thread's
+ * stats slot (counter S_TRANSIENT, which legacy uses for its walks: a model
+ * has one or the other), the way a percpu_ref is; pgmapRefs() adds the slots
+ * to the shared word. No cache line shared between threads is written per
+ * transition. Atomic (a locked RMW on an uncontended line): a drop must be
+ * ordered before pgmapSettled() reads the waiters word.
+ */
+@inline function pgmapAdd(n: i64): void {
+  atomic.add<i64>(statBase + (S_TRANSIENT << 3), n)
 }
 
 /** pgmap refs may have reached their base: bump the sequence word unbind waits on. */
@@ -209,45 +299,83 @@ function applyAt(pfn: u32, ev: i32, n: i32): i32 {
   return st
 }
 
+// What a fast-lane export returns besides 0 (done) and a violation kind
+// (1..8): the rest of the operation is for finish(), which the caller
+// (src/page/table.ts) calls next. This keeps get/put/pin/unpin leaf functions
+// without calls (no stack check, no spills): they compile to little more than
+// the atomic.
+const NEED_GENERIC: i32 = 0x100 // not a pure refcount delta here; nothing done yet
+const NEED_EDGE: i32 = 0x200 // added (old in pendingOld): a violation or a pgmap transition to take
+const NEED_DROPPED: i32 = 0x300 // added and the page's pgmap ref dropped, with a waiter present
+const NEED_WAKE: i32 = 0x400 // added; the wake rule fired with a waiter present
+
+/** The refcount before the add of the last fast-lane call that returned NEED_EDGE / NEED_DROPPED (this instance's). */
+let pendingOld: i32 = 0
+
 /**
  * One event on one page. Fast lane: an order-0 page and an event that is a
- * pure refcount delta in this model (one atomic add, two compares, one
- * thread-local stat); anything else goes to edge() or the generic path.
+ * pure refcount delta in this model: one atomic add, compares against this
+ * instance's model globals, one thread-local stat. dax-gup's per-page pgmap
+ * transitions stay inline too (this thread's slot). Anything else returns a
+ * NEED_* code for finish().
  */
-@inline function hot(pfn: u32, ev: i32): i32 {
+@inline function hot(pfn: u32, ev: i32, d: i32, slow: u32, t: i32, w: i32, k: u32, a: u32): i32 {
   const r = rec(pfn)
-  const row = T_EVENTS + (<u32>ev << 5)
-  const rf = load<i32>(row, E_FLAGS)
-  if ((load<u32>(r, R_FLAGS) & (F_HEAD | F_TAIL)) | <u32>(rf & EF_SLOW)) return applyAt(headOf(pfn), ev, 1)
-  const d = load<i32>(row, E_REF)
+  if ((load<u32>(r, R_FLAGS) | slow) & (F_HEAD | F_TAIL)) return NEED_GENERIC
   const old = atomic.add<i32>(r + R_REF, d)
-  const nw = old + d
-  if (needsEdge(rf, old, nw, load<i32>(M_IDLE), load<i32>(M_EDGE_OLD), load<i32>(M_EDGE_NEW))) return edge(pfn, r, ev, rf, d, old, nw, 1)
-  stat(<u32>ev, 1)
+  if (old <= t) {
+    const nw = old + d
+    if (!gPerPage || nw < gIdle) { pendingOld = old; return NEED_EDGE }
+    // per-page pgmap: 0 -> >0 takes the page's ref, >0 -> 0 drops it
+    if (nw > 0) {
+      if (old <= 0) pgmapAdd(1)
+    } else if (old > 0) {
+      pgmapAdd(-1)
+      if (atomic.load<i32>(H_WAITERS) > 0) { pendingOld = old; return NEED_DROPPED }
+    }
+    if (((<i32>(rowFlags(ev) & EF_WAKE_ANY)) | (<i32>((rowFlags(ev) & EF_WAKE_IDLE) != 0 && nw == gIdle))) != 0 &&
+      atomic.load<i32>(H_WAITERS) > 0) return NEED_WAKE
+  } else if (<u32>(old - w) <= k && atomic.load<i32>(H_WAITERS) > 0) return NEED_WAKE
+  store<i64>(a, load<i64>(a) + 1) // this thread's own slot (a shared slot takes the generic path)
   return 0
 }
 
 /**
- * After old -> nw on the fast lane: is there anything beyond the add to do?
- * A violation or a pgmap transition (thresholds), or a wake-up that has
- * someone to wake (the waiters word is read only then).
+ * The rest of a fast-lane call of event `ev` on `pfn` that returned `code`
+ * (a NEED_* value). Returns 0 or a violation kind, as the generic path does.
  */
-@inline function needsEdge(rf: i32, old: i32, nw: i32, idle: i32, edgeOld: i32, edgeNew: i32): bool {
-  if (((<i32>(nw <= edgeNew)) | (<i32>(old <= edgeOld))) != 0) return true
-  if ((rf & EF_WAKE_ANY) || ((rf & EF_WAKE_IDLE) && nw == idle)) return atomic.load<i32>(H_WAITERS) > 0
-  return false
+export function finish(ev: i32, pfn: u32, code: i32): i32 {
+  if (code == NEED_GENERIC) return applyAt(headOf(pfn), ev, 1)
+  if (code < NEED_GENERIC) return code // a status already
+  const r = rec(pfn)
+  const rf = rowFlags(ev)
+  const d = rowDelta(ev)
+  if (code == NEED_EDGE) return edge(pfn, r, ev, rf, d, pendingOld, pendingOld + d, 1)
+  if (code == NEED_DROPPED) pgmapSettled()
+  stat(<u32>ev, 1)
+  if (code == NEED_WAKE) {
+    wake(r + R_REF)
+  } else {
+    const nw = pendingOld + d
+    if ((rf & EF_WAKE_ANY) || ((rf & EF_WAKE_IDLE) && nw == gIdle)) wake(r + R_REF)
+  }
+  return 0
 }
 
-export function get(pfn: u32): i32 { return hot(pfn, EV_GET) }
-export function put(pfn: u32): i32 { return hot(pfn, EV_PUT) }
-export function pin(pfn: u32): i32 { return hot(pfn, EV_PIN) }
-export function unpin(pfn: u32): i32 { return hot(pfn, EV_UNPIN) }
+export function get(pfn: u32): i32 { return hot(pfn, EV_GET, dGet, sGet, tGet, wGet, kGet, aGet) }
+export function put(pfn: u32): i32 { return hot(pfn, EV_PUT, dPut, sPut, tPut, wPut, kPut, aPut) }
+export function pin(pfn: u32): i32 { return hot(pfn, EV_PIN, dPin, sPin, tPin, wPin, kPin, aPin) }
+export function unpin(pfn: u32): i32 { return hot(pfn, EV_UNPIN, dUnpin, sUnpin, tUnpin, wUnpin, kUnpin, aUnpin) }
 /** Any counting event on one page (a tail acts on its head). */
 export function apply(ev: i32, pfn: u32): i32 { return applyAt(headOf(pfn), ev, 1) }
 
 /** get then put in one call (benchmark helper). */
 export function getPut(pfn: u32): i32 {
-  return hot(pfn, EV_GET) | hot(pfn, EV_PUT)
+  let a = get(pfn)
+  if (a != 0) a = finish(EV_GET, pfn, a)
+  let b = put(pfn)
+  if (b != 0) b = finish(EV_PUT, pfn, b)
+  return a | b
 }
 
 let lastStop: u32 = 0
@@ -269,19 +397,33 @@ export function range(ev: i32, pfn: u32, count: u32): i32 {
   const walk = (rf & EF_WALK) != 0 && load<i32>(M_PGMAP) == PG_TRANSIENT
   if (walk) stat(S_TRANSIENT, 1)
   const d = load<i32>(row, E_REF)
-  const idle = load<i32>(M_IDLE)
-  const edgeOld = load<i32>(M_EDGE_OLD)
-  const edgeNew = load<i32>(M_EDGE_NEW)
-  const slowMask: u32 = F_HEAD | F_TAIL | ((rf & EF_SLOW) ? <u32>0xffffffff : 0)
+  const idle = gIdle
+  const edgeOld = gEdgeOld
+  const edgeNew = gEdgeNew
+  const perPage = gPerPage
+  const slowBits: u32 = (rf & EF_SLOW) ? F_HEAD : 0
   const end = pfn + count
   let p = pfn
   let status: i32 = 0
   let fast: i64 = 0
   let counted: i64 = 0
+  // dax-gup: the pgmap transitions of the walk are counted in runPg and
+  // folded into this thread's count once at the end (nothing shared is
+  // written per page)
+  runPg = 0
+  runDrops = false
   while (p < end) {
-    const q = fastRun(p, end, rf, d, idle, edgeOld, edgeNew, slowMask)
+    const q = fastRun(p, end, rf, d, idle, edgeOld, edgeNew, slowBits, perPage)
     fast += <i64>(q - p)
     p = q
+    if (runWoke) {
+      // page p's add is done (counted as fast); its wake-up is the only
+      // call, made out of the loop so that the loop stays call-free
+      wake(rec(p) + R_REF)
+      fast++
+      p++
+      continue
+    }
     if (p >= end) break
     let st: i32 = 0
     let n: u32 = 1
@@ -310,6 +452,8 @@ export function range(ev: i32, pfn: u32, count: u32): i32 {
     p += n
   }
   stat(<u32>ev, fast)
+  if (runPg != 0) pgmapAdd(runPg)
+  if (runDrops) pgmapSettled()
   if (walk) {
     stat(S_TRANSIENT, -1)
     pgmapSettled()
@@ -319,23 +463,52 @@ export function range(ev: i32, pfn: u32, count: u32): i32 {
 
 let runOld: i32 = 0
 let runAdded: bool = false
+let runWoke: bool = false
+let runPg: i64 = 0
+let runDrops: bool = false
 
 /**
- * The range fast lane: a call-free loop of atomic adds over order-0 pages.
- * Returns the pfn where it stopped: `end`, a page that needs the generic
- * path (runAdded false, nothing done to it), or a page whose add needs
- * edge() (runAdded true, runOld = its refcount before the add).
+ * The range fast lane: a call-free loop of atomic adds over order-0 pages
+ * (dax-gup's per-page pgmap transitions are counted in runPg). Returns the
+ * pfn where it stopped: `end`, a page that needs the generic path (runAdded
+ * false, nothing done to it), a page whose add needs edge() (runAdded true,
+ * runOld = its refcount before the add), or a page whose add is done and
+ * whose wake rule fired with a waiter present (runWoke).
  */
-@inline function fastRun(p: u32, end: u32, rf: i32, d: i32, idle: i32, edgeOld: i32, edgeNew: i32, slowMask: u32): u32 {
+@inline function fastRun(p: u32, end: u32, rf: i32, d: i32, idle: i32, edgeOld: i32, edgeNew: i32, slowBits: u32, perPage: bool): u32 {
+  runAdded = false
+  runWoke = false
+  if (!perPage) {
+    // any threshold hit is a violation (or a value only an underflow reaches): edge()
+    while (p < end) {
+      const r = rec(p)
+      if ((load<u32>(r, R_FLAGS) | slowBits) & (F_HEAD | F_TAIL)) return p
+      const old = atomic.add<i32>(r + R_REF, d)
+      const nw = old + d
+      if (((<i32>(nw <= edgeNew)) | (<i32>(old <= edgeOld))) != 0) { runAdded = true; runOld = old; return p }
+      if (((rf & EF_WAKE_ANY) || ((rf & EF_WAKE_IDLE) && nw == idle)) && atomic.load<i32>(H_WAITERS) > 0) { runWoke = true; return p }
+      p++
+    }
+    return p
+  }
+  // per-page pgmap: transitions counted in registers, added to runPg on the way out
+  let up: i32 = 0
+  let down: i32 = 0
   while (p < end) {
     const r = rec(p)
-    if (load<u32>(r, R_FLAGS) & slowMask) { runAdded = false; return p }
+    if ((load<u32>(r, R_FLAGS) | slowBits) & (F_HEAD | F_TAIL)) break
     const old = atomic.add<i32>(r + R_REF, d)
     const nw = old + d
-    if (needsEdge(rf, old, nw, idle, edgeOld, edgeNew)) { runAdded = true; runOld = old; return p }
+    if (((<i32>(nw <= edgeNew)) | (<i32>(old <= edgeOld))) != 0) {
+      if (nw < idle) { runAdded = true; runOld = old; break }
+      if (nw > 0) up += <i32>(old <= 0)
+      else down += <i32>(old > 0)
+    }
+    if (((rf & EF_WAKE_ANY) || ((rf & EF_WAKE_IDLE) && nw == idle)) && atomic.load<i32>(H_WAITERS) > 0) { runWoke = true; break }
     p++
   }
-  runAdded = false
+  runPg += <i64>up - <i64>down
+  if (down) runDrops = true
   return p
 }
 

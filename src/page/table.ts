@@ -97,6 +97,10 @@ const KIND_NAMES: Record<number, [kind: string, invariant: number, what: string]
 }
 
 const MAX_LIVE_REPORTS = 64
+const EV_GET = EV.get
+const EV_PUT = EV.put
+const EV_PIN = EV.pin
+const EV_UNPIN = EV.unpin
 
 /**
  * The struct page array of one region, with one refcount model.
@@ -122,6 +126,8 @@ export class PageTable {
   readonly #pin: (pfn: number) => number
   readonly #unpin: (pfn: number) => number
   readonly #apply: (ev: number, pfn: number) => number
+  readonly #finish: (ev: number, pfn: number, code: number) => number
+  readonly #rangeFn: (ev: number, pfn: number, count: number) => number
   #ringRead = 0
   readonly #recorded: Violation[] = []
   readonly #checkers: Array<() => Violation[]> = []
@@ -146,6 +152,8 @@ export class PageTable {
     this.#pin = x.pin
     this.#unpin = x.unpin
     this.#apply = x.apply
+    this.#finish = x.finish
+    this.#rangeFn = x.range
   }
 
   /** Allocate and initialise a side table for `pageCount` pages (every record idle). */
@@ -255,14 +263,14 @@ export class PageTable {
   get(pfn: number): void {
     if (!(pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('get', pfn)
     const st = this.#get(pfn)
-    if (st !== 0) this.#violated(st, 'get', pfn)
+    if (st !== 0) this.#finishHot(st, EV_GET, 'get', pfn)
   }
 
   /** put_page(): -1 ref (dax-gup: the put that reaches 0 frees the page and drops its pgmap ref). */
   put(pfn: number): void {
     if (!(pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('put', pfn)
     const st = this.#put(pfn)
-    if (st !== 0) this.#violated(st, 'put', pfn)
+    if (st !== 0) this.#finishHot(st, EV_PUT, 'put', pfn)
   }
 
   /** Pin (FOLL_PIN): small page +1024; folio +1 ref +1 pincount. `longterm` is refused (EOPNOTSUPP). */
@@ -270,13 +278,23 @@ export class PageTable {
     if (!(pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('pin', pfn)
     if (opts?.longterm) throw this.#longterm(pfn)
     const st = this.#pin(pfn)
-    if (st !== 0) this.#violated(st, 'pin', pfn)
+    if (st !== 0) this.#finishHot(st, EV_PIN, 'pin', pfn)
   }
 
   unpin(pfn: number): void {
     if (!(pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('unpin', pfn)
     const st = this.#unpin(pfn)
-    if (st !== 0) this.#violated(st, 'unpin', pfn)
+    if (st !== 0) this.#finishHot(st, EV_UNPIN, 'unpin', pfn)
+  }
+
+  /**
+   * A fast lane (get/put/pin/unpin) returned non-zero: the rest of the
+   * operation (the generic path, a violation, a pgmap transition with a
+   * waiter, a wake-up) runs in wasm's finish(), out of the hot exports.
+   */
+  #finishHot(code: number, ev: number, op: string, pfn: number): void {
+    const st = this.#finish(ev, pfn, code)
+    if (st !== 0) this.#violated(st, op, pfn)
   }
 
   #longterm(pfn: number): PmemuError {
@@ -290,21 +308,28 @@ export class PageTable {
     if (st !== 0) this.#violated(st, 'put', pfn)
   }
 
-  #range(ev: PageEvent, pfn: number, count: number): void {
-    this.#checkRange(ev + 'Range', pfn, count)
-    const st = this.#x.range(EV[ev], pfn, count)
-    if (st !== 0) this.#violated(st, ev, this.#x.rangeStop())
+  /**
+   * One wasm call over [pfn, pfn+count). The checks are inline (no string
+   * built per call: `op` is a constant); a failing one throws what
+   * #checkRange throws.
+   */
+  #range(ev: number, op: PageEvent, rangeOp: string, pfn: number, count: number): void {
+    if (!(pfn >>> 0 === pfn && pfn < this.pageCount && count >>> 0 === count && pfn + count <= this.pageCount)) {
+      this.#checkRange(rangeOp, pfn, count)
+    }
+    const st = this.#rangeFn(ev, pfn, count)
+    if (st !== 0) this.#violated(st, op, this.#x.rangeStop())
   }
 
   /** pin_user_pages over [pfn, pfn+count): one atomic per small page, one per folio (n refs, n pincount). */
   pinRange(pfn: number, count: number, opts?: { longterm?: boolean }): void {
     if (opts?.longterm) { this.#checkRange('pinRange', pfn, count); throw this.#longterm(pfn) }
-    this.#range('pin', pfn, count)
+    this.#range(EV_PIN, 'pin', 'pinRange', pfn, count)
   }
 
-  unpinRange(pfn: number, count: number): void { this.#range('unpin', pfn, count) }
-  getRange(pfn: number, count: number): void { this.#range('get', pfn, count) }
-  putRange(pfn: number, count: number): void { this.#range('put', pfn, count) }
+  unpinRange(pfn: number, count: number): void { this.#range(EV_UNPIN, 'unpin', 'unpinRange', pfn, count) }
+  getRange(pfn: number, count: number): void { this.#range(EV_GET, 'get', 'getRange', pfn, count) }
+  putRange(pfn: number, count: number): void { this.#range(EV_PUT, 'put', 'putRange', pfn, count) }
 
   /** page_maybe_dma_pinned(): folio pincount > 0; small page refcount >= 1024 (1024 plain gets are a false positive, as in Linux). */
   maybeDmaPinned(pfn: number): boolean {
@@ -320,7 +345,7 @@ export class PageTable {
       const st = this.#apply(EV[ev], pfn)
       if (st !== 0) this.#violated(st, ev, pfn)
     } else {
-      this.#range(ev, pfn, count)
+      this.#range(EV[ev], ev, ev + 'Range', pfn, count)
     }
   }
 
@@ -538,7 +563,10 @@ export class PageTable {
    */
   reset(): void {
     this.#x.init(this.pageCount, this.model.idleRefcount, 0)
-    Atomics.store(this.#i32, H_PGMAP_REFS >> 2, pgmapBase(this.model, this.pageCount))
+    // dax-gup's per-page refs are counted in the threads' slots (percpu_ref
+    // style): every page is idle now, so the shared word cancels them out.
+    const perThread = this.model.pgmap === 'per-page' ? this.#slotPgmapRefs() : 0
+    Atomics.store(this.#i32, H_PGMAP_REFS >> 2, pgmapBase(this.model, this.pageCount) - perThread)
     Atomics.store(this.#i32, H_BOUND >> 2, 1)
     this.#x.bump(S_RESETS, 1n)
     for (const w of this.#activeWaits) Atomics.notify(this.#i32, w)
@@ -575,12 +603,19 @@ export class PageTable {
   }
 
   /**
-   * The dev_pagemap refcount: the shared count (bulk refs, dax-gup's one per
-   * referenced page) plus the transient refs of legacy walks in flight, which
-   * each thread keeps in its own slot like a percpu_ref.
+   * The dev_pagemap refcount: the shared count (bulk refs) plus what each
+   * thread keeps in its own slot like a percpu_ref: the transient refs of
+   * legacy walks in flight, dax-gup's one ref per referenced page (taken on
+   * the 0->1 and dropped on the ->0 transitions that thread made). Exact at
+   * quiescent points.
    */
   pgmapRefs(): number {
-    let n = Atomics.load(this.#i32, H_PGMAP_REFS >> 2)
+    return Atomics.load(this.#i32, H_PGMAP_REFS >> 2) + this.#slotPgmapRefs()
+  }
+
+  /** The pgmap refs counted in the threads' slots: legacy's walks in flight, dax-gup's per-page refs. */
+  #slotPgmapRefs(): number {
+    let n = 0
     const used = Math.min(STAT_SLOTS, Atomics.load(this.#i32, H_SLOTS >> 2))
     const words = new BigInt64Array(this.memory.buffer, STATS, STAT_SLOTS * STAT_COUNTERS)
     for (let s = 0; s < used; s++) n += Number(Atomics.load(words, s * STAT_COUNTERS + S_TRANSIENT))

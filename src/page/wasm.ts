@@ -35,12 +35,15 @@ export const waitAsync = (Atomics as unknown as {
 /** The exports of assembly/pages.ts. pfns are u32, statuses i32 (0 = ok). */
 export interface PagesExports {
   setSlot(slot: number, shared: number): void
+  loadModel(): void
   bump(index: number, n: bigint): void
   head(pfn: number): number
+  /** Fast lanes: 0, a violation kind (1..8), or a NEED_* code (>= 0x100) to pass to finish(). */
   get(pfn: number): number
   put(pfn: number): number
   pin(pfn: number): number
   unpin(pfn: number): number
+  finish(ev: number, pfn: number, code: number): number
   apply(ev: number, pfn: number): number
   getPut(pfn: number): number
   range(ev: number, pfn: number, count: number): number
@@ -79,7 +82,11 @@ export function loadModule(): Promise<WasmModule> {
   return compiled
 }
 
-/** Instantiate on `memory` (synchronous: usable in attach()). Verifies the layout mirror. */
+/**
+ * Instantiate on `memory` (synchronous: usable in attach()). Verifies the
+ * layout mirror. The header (model) must already be written: the instance
+ * copies the model constants into its globals here.
+ */
 export function instantiate(module: WasmModule, memory: WasmMemory): PagesExports {
   const instance = new WA.Instance(module, { env: { memory } })
   const ex = instance.exports as unknown as PagesExports & Record<string, WasmGlobal>
@@ -89,5 +96,6 @@ export function instantiate(module: WasmModule, memory: WasmMemory): PagesExport
       throw pmemError('EINVAL', 'loadModule', `pages.wasm layout mismatch: ${name} is ${g instanceof WA.Global ? g.value : 'missing'}, expected ${value} (rebuild with 'npm run build:wasm')`)
     }
   }
+  ex.loadModel()
   return ex
 }
