@@ -383,11 +383,8 @@ for (const model of ['legacy', 'dax-gup', 'upstream'] as const) {
     for (let p = 0; p < dev.pageCount; p += 97) t.equal(dev.page(p).refcount, idleRefcount(model))
     t.equal(dev.page(pfn).refcount, idleRefcount(model))
     t.equal(dev.page(pfn).mapcount, 0)
-    // src/page gap: PageTable.reset() keeps the per-thread pgmap slots (dax-gup's per-page refs), so
-    // the count stays up after a crash in dax-gup. Marked todo until src/page clears them at reset.
-    const todo = model === 'dax-gup' ? 'src/page: reset() does not clear the per-thread S_TRANSIENT pgmap slots' : false
-    t.equal(dev.pgmapRefs(), pgmapBase(MODELS[model], dev.pageCount), 'pgmap back at its base', { todo })
-    t.same(dev.check(), [], 'no invariant violation', { todo })
+    t.equal(dev.pgmapRefs(), pgmapBase(MODELS[model], dev.pageCount), 'pgmap back at its base')
+    t.same(dev.check(), [], 'no invariant violation')
     // the old life
     t.equal(await code(held.done), 'ENXIO')
     t.equal(await code(fs.stat('/a')), 'ENXIO')
