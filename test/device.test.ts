@@ -176,3 +176,29 @@ t.test('the README tour runs and prints what it says', async t => {
   t.equal(lines[3], 'DMA copied 4096 bytes')
   t.match(lines[4], /truncate done; page idle: refcount 0; layout waits 1; violations 0/)
 })
+
+t.test('an injected pino logger gets one child per subsystem; silent by default', async t => {
+  const { pino } = await import('pino')
+  const { Writable } = await import('node:stream')
+  const lines: Record<string, unknown>[] = []
+  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(String(chunk))); cb() } })
+  const logger = pino({ level: 'debug' }, sink)
+  const { mkfs } = await import('../src/index.js')
+  const dev = await openDevice(undefined, { size: '8MiB', logger })
+  const fs = await mkfs(dev)
+  await fs.unmount()
+  await dev.close()
+  await new Promise(r => setImmediate(r))
+  const subsystems = new Set(lines.map(l => l.subsystem))
+  t.ok(subsystems.has('pages'), 'page table logs as subsystem pages')
+  t.ok(subsystems.has('fs'), 'the fs logs through the device logger')
+  t.ok(lines.some(l => l.msg === 'device open' && l.model === 'upstream'))
+  const { rootLogger } = await import('../src/util/log.js')
+  const saved = process.env.PMEMU_LOG
+  delete process.env.PMEMU_LOG
+  t.equal(rootLogger().level, 'silent')
+  process.env.PMEMU_LOG = 'debug'
+  t.equal(rootLogger().level, 'debug')
+  if (saved === undefined) delete process.env.PMEMU_LOG
+  else process.env.PMEMU_LOG = saved
+})

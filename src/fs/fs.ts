@@ -454,7 +454,7 @@ export class PmemFs {
     this.journal = new Journal(dev, sb)
     this.journal.hook = opts.onCrashPoint
     this.allocCursor = sb.dataStart
-    this.log = subsystemLogger(rootLogger(opts.logger), 'fs')
+    this.log = subsystemLogger(rootLogger(opts.logger ?? (dev as { log?: Logger }).log), 'fs')
   }
 
   // ------------------------------------------------------------ public: hooks

@@ -62,7 +62,7 @@ export async function fsck(dev: FsDevice, opts: FsckOptions = {}): Promise<FsckR
   if (isMounted(dev)) throw pmemError('EBUSY', 'fsck', 'the file system is mounted; unmount it first')
   const repair = opts.repair === true
   if (repair && dev.readOnly) throw pmemError('EROFS', 'fsck', 'cannot repair a read-only device')
-  const log = subsystemLogger(rootLogger(opts.logger), 'fs')
+  const log = subsystemLogger(rootLogger(opts.logger ?? (dev as { log?: Logger }).log), 'fs')
   try {
     const first = new Checker(dev, repair, opts.progress, log).run()
     if (first.exitCode === 8 || !repair || first.problems.length === 0) return first

@@ -70,12 +70,12 @@ export class Device extends EventEmitter {
       const table = await PageTable.create({
         pageCount: region.pageCount, pageSize: region.pageSize,
         model: opts.model ?? region.info.model, strict: opts.strict === true,
-        logger: subsystemLogger(log, 'pages'),
+        logger: log,
       })
       const dev = new Device(region, table, log)
       // Poison recorded in the info block survives close/reopen: mark its pages.
       for (const b of region.info.badblocks) dev.markPoisoned(b.offset, b.length)
-      log.debug({ path, size: region.size, pages: region.pageCount, model: table.model }, 'device open')
+      log.debug({ path, size: region.size, pages: region.pageCount, model: table.model.name }, 'device open')
       return dev
     } catch (e) {
       region.close()
