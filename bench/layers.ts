@@ -42,7 +42,9 @@ export async function needLayers(...layers: [rel: string, names: string[]][]): P
 }
 
 export const FS_LAYER: [string, string[]] = ['src/fs/index.js', ['mkfs', 'mount', 'fsck']]
-export const DAX_LAYER: [string, string[]] = ['src/dax/index.js', []]
+/** The public mkfs / mount (src/mount.ts): the fs with DAX (file.mmap) and fault injection attached. */
+export const MOUNT_LAYER: [string, string[]] = ['src/mount.js', ['mkfs', 'mount']]
+export const DAX_LAYER: [string, string[]] = ['src/dax/index.js', ['DaxMapping', 'attachDax']]
 export const DMA_LAYER: [string, string[]] = ['src/dma/index.js', ['DmaEngine']]
 
 /** The module of a layer already checked by available(). */

@@ -13,15 +13,18 @@ import { higherIsBetter } from './types.js'
 export const QUICK_BUDGET: Budget = {
   minCpuNs: 25e6, block: 1024, cIters: 200_000, cReps: 5, sweepPages: 262_144,
   copyBytes: 16 * 2 ** 20, contentionMs: 40, openBytes: 64 * 2 ** 30,
+  daxBytes: 32 * 2 ** 20, truncateBytes: 128 * 2 ** 20, rounds: 5, samples: 200,
 }
 export const FULL_BUDGET: Budget = {
   minCpuNs: 300e6, block: 1024, cIters: 2_000_000, cReps: 9, sweepPages: 262_144,
   copyBytes: 64 * 2 ** 20, contentionMs: 400, openBytes: 64 * 2 ** 30,
+  daxBytes: 64 * 2 ** 20, truncateBytes: 2 ** 30, rounds: 9, samples: 1000,
 }
 /** The smallest budget, for tests: figures are noisy, shapes are right. */
 export const TINY_BUDGET: Budget = {
   minCpuNs: 2e6, block: 256, cIters: 20_000, cReps: 3, sweepPages: 4096,
   copyBytes: 2 ** 20, contentionMs: 10, openBytes: 256 * 2 ** 20,
+  daxBytes: 4 * 2 ** 20, truncateBytes: 8 * 2 ** 20, rounds: 2, samples: 8,
 }
 
 export function median(xs: number[]): number {
@@ -91,6 +94,8 @@ export interface ResultInput {
   maxValue?: number
   /** Lower bound on the JS value itself (GB/s). */
   minValue?: number
+  /** Lower bound as a fraction of C for bandwidth (0.8 for "≥ 80 % of memcpy"): checked on ratio ≤ 1 / fraction. */
+  minOfC?: number
   note?: string
 }
 
@@ -106,7 +111,12 @@ export function result(i: ResultInput): BenchResult {
     r.floor = sig(i.floor)
     r.floorRatio = sig(i.js / i.floor)
   }
-  if (i.maxRatio !== undefined && r.ratio !== undefined) {
+  if (i.minOfC !== undefined && r.ratio !== undefined) {
+    r.target = sig(1 / i.minOfC)
+    r.targetOn = 'ratio'
+    r.targetText = `≥ ${Math.round(i.minOfC * 100)} % of C`
+    r.met = r.ratio <= 1 / i.minOfC
+  } else if (i.maxRatio !== undefined && r.ratio !== undefined) {
     r.target = i.maxRatio
     r.targetOn = 'ratio'
     r.targetText = `≤ ${i.maxRatio.toFixed(1)}× C`

@@ -7,7 +7,9 @@ import type { Benchmark } from './types.js'
 import { memcpyBw, open64g, sideTable } from './paths/region.js'
 import { folioPin, getPut, pinSweep, pinUnpin } from './paths/refcount.js'
 import { contention } from './paths/contention.js'
-import { daxPaths, dmaPaths, fsTimes } from './paths/upper.js'
+import { fsTimes } from './paths/fs.js'
+import { daxFaults, daxTruncate, unpinToTruncate } from './paths/dax.js'
+import { dmaPaths } from './paths/dma.js'
 
 export const BENCHMARKS: readonly Benchmark[] = [
   sideTable,
@@ -19,6 +21,8 @@ export const BENCHMARKS: readonly Benchmark[] = [
   pinSweep,
   folioPin,
   contention,
-  daxPaths,
+  daxFaults,
+  daxTruncate,
+  unpinToTruncate,
   dmaPaths,
 ]

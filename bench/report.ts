@@ -72,13 +72,13 @@ function gbsChart(results: BenchResult[]): vl.TopLevelSpec | undefined {
   }
   if (!rows.length) return undefined
   return {
-    title: 'Bandwidth into the region vs memcpy (GB/s, higher is better)',
+    title: 'Bandwidth vs C memcpy (GB/s, higher is better): Uint8Array.set into the region; DMA copies with 1 and 2 workers (wall time submit → done)',
     data: { values: rows },
     width: 420,
     height: { step: 16 },
     mark: 'bar',
     encoding: {
-      y: { field: 'what', type: 'nominal', title: null },
+      y: { field: 'what', type: 'nominal', title: null, axis: { labelLimit: 320 } },
       yOffset: { field: 'impl', type: 'nominal' },
       x: { field: 'value', type: 'quantitative', title: 'GB/s' },
       color: { field: 'impl', type: 'nominal', title: null, scale: { domain: ['pmemu (JS/wasm)', 'C memcpy'], range: ['#1f77b4', '#2ca02c'] } },
@@ -125,7 +125,7 @@ function scalarChart(results: BenchResult[], test: (r: BenchResult) => boolean, 
     height: { step: 18 },
     mark: 'bar',
     encoding: {
-      y: { field: 'what', type: 'nominal', title: null },
+      y: { field: 'what', type: 'nominal', title: null, axis: { labelLimit: 320 } },
       x: { field: 'value', type: 'quantitative', title: unit },
       color: { field: 'met', type: 'nominal', title: null, scale: { domain: ['met / no target', 'missed'], range: ['#1f77b4', '#d62728'] } },
     },
@@ -133,17 +133,89 @@ function scalarChart(results: BenchResult[], test: (r: BenchResult) => boolean, 
   } as vl.TopLevelSpec
 }
 
+const MODEL_SORT = ['legacy', 'dax-gup', 'upstream', 'any']
+const MODEL_COLORS = { domain: MODEL_SORT, range: ['#ff7f0e', '#9467bd', '#1f77b4', '#7f7f7f'] }
+
+/**
+ * Bars per path, one per model (grouped), for figures without a C baseline
+ * (the DAX, DMA and latency paths). `target` draws a red rule at that value;
+ * `log` uses a log scale (figures spanning decades).
+ */
+function modelBars(results: BenchResult[], paths: readonly string[], unit: string, title: string,
+  o: { target?: number; log?: boolean } = {}): vl.TopLevelSpec | undefined {
+  const rows: Row[] = results
+    .filter(r => paths.includes(r.path) && r.unit === unit && r.workers === undefined)
+    .map(r => ({ path: r.path, model: r.model ?? 'any', value: r.js, met: r.met === false ? 'missed' : 'met / no target' }))
+  if (!rows.length) return undefined
+  const models = MODEL_SORT.filter(m => rows.some(r => r.model === m))
+  const colors = { domain: models, range: models.map(m => MODEL_COLORS.range[MODEL_SORT.indexOf(m)]!) }
+  const vals = rows.map(r => Number(r.value)).filter(v => v > 0)
+  // a log scale needs a domain clear of 0 (bars start at the bottom of the domain)
+  const logScale = { type: 'log', domain: [10 ** Math.floor(Math.log10(Math.min(...vals))), 10 ** Math.ceil(Math.log10(Math.max(...vals)))] }
+  const bars = {
+    mark: { type: 'bar', tooltip: false },
+    encoding: {
+      x: { field: 'path', type: 'nominal', title: null, sort: [...paths], axis: { labelAngle: -20, labelLimit: 200 } },
+      xOffset: { field: 'model', type: 'nominal', sort: models },
+      y: { field: 'value', type: 'quantitative', title: unit, ...(o.log ? { scale: logScale } : {}) },
+      color: { field: 'model', type: 'nominal', title: 'model', scale: colors, sort: models },
+      stroke: { field: 'met', type: 'nominal', title: null, scale: { domain: ['met / no target', 'missed'], range: ['#ffffff00', '#d62728'] }, legend: null },
+      strokeWidth: { value: 2 },
+    },
+  }
+  const layer: unknown[] = [bars]
+  if (o.target !== undefined) {
+    layer.push({
+      data: { values: [{}] },
+      mark: { type: 'rule', color: '#d62728', strokeDash: [4, 3] },
+      encoding: { y: { datum: o.target } },
+    }, {
+      data: { values: [{}] },
+      mark: { type: 'text', color: '#d62728', align: 'right', dy: -6, x: 'width' },
+      encoding: { y: { datum: o.target }, text: { value: `target ${o.target} ${unit}` } },
+    })
+  }
+  return {
+    title,
+    data: { values: rows },
+    width: { step: 20 * models.length + 24 },
+    height: 220,
+    layer,
+    config: { font: 'sans-serif', legend: { orient: 'bottom' } },
+  } as unknown as vl.TopLevelSpec
+}
+
+/** Wall-time bars (ms) per path and model: truncate, mkfs, mount, fsck. */
+function msChart(results: BenchResult[]): vl.TopLevelSpec | undefined {
+  return scalarChart(results, r => r.unit === 'ms' && !/^open-\d+[gm]$/.test(r.path), 'ms',
+    'Wall times (ms): truncate of an unpinned file per model (mapped and populated; never mapped = the fs part alone); mkfs / mount / fsck of the bench region')
+}
+
+/** The ns/page figures of the refcount range paths (they have a C baseline). */
+const RANGE_PATHS = ['pin-sweep', 'folio-pin']
+const DAX_PATHS = ['fault', 'fault-folio', 'unmap', 'unmap-folio']
+const PIN_PATHS = ['dma-pin-unpin', 'dma-pin-unpin-direct']
+const LATENCY_PATHS = ['unpin-to-truncate', 'unpin-to-truncate-dma', 'dma-submit-pinned', 'dma-submit-pinned-fault']
+
 /** The vega-lite specs of the report, by title (exported for tests and for people who want the JSON). */
 export function chartSpecs(rep: BenchReport): { id: string; spec: vl.TopLevelSpec }[] {
   const out: { id: string; spec: vl.TopLevelSpec }[] = []
   const single = timeRows(rep.results, 'ns/op')
   if (single.length) out.push({ id: 'ns-op', spec: barChart(single, 'ns/op', 'Single-page paths: ns/op per model, next to C and the raw-Atomics floor (lower is better)') })
-  const paged = timeRows(rep.results, 'ns/page')
+  const paged = timeRows(rep.results.filter(r => RANGE_PATHS.includes(r.path)), 'ns/page')
   if (paged.length) out.push({ id: 'ns-page', spec: barChart(paged, 'ns/page', 'Range paths: ns/page per model, next to C (lower is better)') })
+  const dax = modelBars(rep.results, DAX_PATHS, 'ns/page', 'DAX fault (order 0 and folio) and unmap: ns/page per model (target: fault ≤ 200 ns/page)', { target: 200 })
+  if (dax) out.push({ id: 'dax', spec: dax })
+  const pin = modelBars(rep.results, PIN_PATHS, 'ns/page', 'Pin + unpin per page: through the DMA engine vs dev.pages.pinRange direct (ns/page, log scale)', { log: true })
+  if (pin) out.push({ id: 'dma-pin', spec: pin })
+  const lat = modelBars(rep.results, LATENCY_PATHS, 'µs', 'Latencies (µs, median): last unpin → truncate resumed (direct pin, DMA release); DMA submit → pinned (target ≤ 100 µs for unpin → truncate)', { target: 100 })
+  if (lat) out.push({ id: 'latency', spec: lat })
   const g = gbsChart(rep.results)
   if (g) out.push({ id: 'gbs', spec: g })
   const c = contentionChart(rep.results)
   if (c) out.push({ id: 'contention', spec: c })
+  const ms = msChart(rep.results)
+  if (ms) out.push({ id: 'ms', spec: ms })
   const o = scalarChart(rep.results, r => /^open-\d+[gm]$/.test(r.path), 'ms', 'Open of the sparse region (ms; target ≤ 1000 ms at 64 GiB)')
   if (o) out.push({ id: 'open', spec: o })
   return out

@@ -126,7 +126,8 @@ export async function runBenchmarks(o: RunOptions = {}): Promise<BenchReport> {
         emit({ kind: 'result', result: r })
       }
       const got = new Set(rs.map(r => r.path))
-      const missing = b.paths.filter(p => !got.has(p) && ![...got].some(g => g.startsWith(p)))
+      const covers = b.covers ?? ((p: string, g: string) => g === p || g.startsWith(p))
+      const missing = b.paths.filter(p => ![...got].some(g => covers(p, g)))
       if (missing.length) skip(b, model, 'did not apply on this run', missing)
     } catch (e) {
       skip(b, model, `failed: ${(e as Error)?.message ?? String(e)}`)

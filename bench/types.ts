@@ -95,6 +95,14 @@ export interface Budget {
   contentionMs: number
   /** Size of the sparse region the open benchmark opens (64 GiB but in tests). */
   openBytes: number
+  /** Bytes of the files the DAX fault / unmap benchmarks map (capped by the region). */
+  daxBytes: number
+  /** Size of the unpinned file the truncate benchmark truncates (1 GiB in a full run; own device). */
+  truncateBytes: number
+  /** Rounds of the fault / unmap / truncate / DMA bandwidth measurements (the median is kept). */
+  rounds: number
+  /** Samples of the latency benchmarks (unpin → truncate resumed, submit → pinned; the median is kept). */
+  samples: number
 }
 
 export interface BenchContext {
@@ -130,4 +138,10 @@ export interface Benchmark {
   weight?: number
   available(): Promise<string | null>
   run(ctx: BenchContext): Promise<BenchResult[]>
+  /**
+   * Does the produced result path stand for the declared one? (default: equal,
+   * or a prefix of it). The open benchmark names its paths by size
+   * ('open-256m' for 'open-64g' in small runs).
+   */
+  covers?(declared: string, produced: string): boolean
 }

@@ -15,8 +15,8 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 // A benchmark whose layer is missing, and one that throws: both must end up in `skipped`.
 const missing: Benchmark = {
-  id: 'missing', title: 'needs a layer that is not there', paths: ['fault'], scope: 'model',
-  available: async () => 'not available yet: src/dax has nothing', run: async () => [],
+  id: 'missing', title: 'needs a layer that is not there', paths: ['needs-layer'], scope: 'model',
+  available: async () => 'not available yet: src/nothing has nothing', run: async () => [],
 }
 const broken: Benchmark = {
   id: 'broken', title: 'throws', paths: ['broken'], scope: 'global',
@@ -26,7 +26,7 @@ const broken: Benchmark = {
 let report: BenchReport
 t.before(async () => {
   report = await runBenchmarks({
-    file: join(dir, 'tiny.pmem'), size: '8MiB', models: ['legacy', 'upstream'], workers: 1, quick: true,
+    file: join(dir, 'tiny.pmem'), size: '32MiB', models: ['legacy', 'upstream'], workers: 1, quick: true,
     budget: TINY_BUDGET, benchmarks: [...BENCHMARKS.filter(b => b.id !== 'contention'), missing, broken],
   })
 })
@@ -63,15 +63,48 @@ t.test('the report is well formed', async t => {
   const mc = report.results.find(x => x.path === 'memcpy')
   t.equal(mc?.unit, 'GB/s')
   t.ok(mc?.c, 'memcpy has a C figure')
+  for (const path of ['mkfs', 'mount', 'fsck']) {
+    t.match(report.results.find(x => x.path === path), { model: null, unit: 'ms' }, `${path} in ms`)
+  }
+})
+
+t.test('the DAX and DMA paths run for every model, with units and targets', async t => {
+  const one = (path: string, model: string, workers?: number) =>
+    report.results.filter(x => x.path === path && x.model === model && x.workers === workers)
+  for (const model of ['legacy', 'upstream']) {
+    for (const path of ['fault', 'fault-folio']) {
+      const rs = one(path, model)
+      t.equal(rs.length, 1, `${path} ${model}: one figure`)
+      t.match(rs[0], { unit: 'ns/page', target: 200, targetOn: 'js', targetText: '≤ 200 ns/page', met: Boolean }, `${path} ${model}`)
+    }
+    t.match(one('fault-folio', model)[0]?.note, /PMD faults of 512 pages/, `${model}: the folio figure is made of PMD faults`)
+    for (const path of ['unmap', 'unmap-folio', 'dma-pin-unpin', 'dma-pin-unpin-direct']) {
+      t.match(one(path, model)[0], { unit: 'ns/page' }, `${path} ${model}`)
+    }
+    t.match(one('truncate', model)[0], { unit: 'ms' }, `truncate ${model}`)
+    t.match(one('truncate-unmapped', model)[0], { unit: 'ms' }, `truncate-unmapped ${model}`)
+    for (const path of ['unpin-to-truncate', 'unpin-to-truncate-dma']) {
+      t.match(one(path, model)[0], { unit: 'µs', target: 100, targetText: '≤ 100 µs', met: Boolean }, `${path} ${model}`)
+    }
+    for (const path of ['dma-submit-pinned', 'dma-submit-pinned-fault']) t.match(one(path, model)[0], { unit: 'µs' }, `${path} ${model}`)
+    for (const dir of ['to-device', 'from-device']) {
+      for (const workers of [1, 2]) {
+        const r = one(`dma-copy-${dir}`, model, workers)[0]
+        t.match(r, { unit: 'GB/s', c: Number, ratio: Number, targetOn: 'ratio', target: 1.25, targetText: '≥ 80 % of C', met: Boolean },
+          `dma-copy-${dir} ×${workers} ${model}: GB/s next to memcpy`)
+        if (r?.c !== undefined) t.equal(r.met, r.ratio! <= 1.25, 'met = at least 80 % of memcpy')
+      }
+    }
+  }
 })
 
 t.test('skipped paths are marked with the reason', async t => {
-  const f = report.skipped.filter(s => s.path === 'fault' && s.reason.includes('not available yet: src/dax has nothing'))
+  const f = report.skipped.filter(s => s.path === 'needs-layer' && s.reason.includes('not available yet: src/nothing has nothing'))
   t.same(f.map(s => s.model).sort(), ['legacy', 'upstream'], 'once per model')
   t.ok(report.skipped.some(s => s.path === 'broken' && s.model === null && /failed: boom/.test(s.reason)), 'a failing benchmark is skipped, not fatal')
-  t.notOk(report.results.some(r => r.path === 'fault'))
-  // the real registry: layers not there yet say so
-  for (const s of report.skipped) t.ok(s.reason.length > 0)
+  t.notOk(report.results.some(r => r.path === 'needs-layer'))
+  // the real registry: every layer exists, so nothing of it is skipped (and no invariant broke: no 'check' entry)
+  t.same(report.skipped.filter(s => s.path !== 'needs-layer' && s.path !== 'broken'), [], 'nothing of the registry skipped')
 })
 
 t.test('ratios and targets', async t => {
@@ -83,6 +116,10 @@ t.test('ratios and targets', async t => {
   t.match(b, { ratio: 10, target: 0.1, targetOn: 'js', met: false })
   const c = result({ path: 'dma-copy', model: 'upstream', unit: 'GB/s', js: 10, c: 20, maxRatio: 1.25 })
   t.match(c, { ratio: 2, met: false })
+  const d = result({ path: 'dma-copy-to-device', model: 'upstream', workers: 2, unit: 'GB/s', js: 10, c: 20, minOfC: 0.8 })
+  t.match(d, { workers: 2, ratio: 2, target: 1.25, targetOn: 'ratio', targetText: '≥ 80 % of C', met: false })
+  t.match(result({ path: 'x', model: null, unit: 'GB/s', js: 17, c: 20, minOfC: 0.8 }), { met: true }, '85 % of C meets ≥ 80 %')
+  t.notOk('met' in result({ path: 'x', model: null, unit: 'GB/s', js: 17, minOfC: 0.8 }), 'no C figure: no target to meet')
 })
 
 t.test('the HTML report is self-contained', async t => {
@@ -90,8 +127,12 @@ t.test('the HTML report is self-contained', async t => {
   t.match(html, /^<!doctype html>/)
   t.notMatch(html, /https?:\/\//, 'no http(s) URL anywhere')
   t.notMatch(html, /<script/i, 'no script')
-  t.ok((html.match(/<svg/g) ?? []).length >= 3, 'ns/op, ns/page and GB/s charts')
+  for (const id of ['ns-op', 'ns-page', 'dax', 'dma-pin', 'latency', 'gbs', 'ms', 'open']) {
+    t.match(html, new RegExp(`<div class="chart" id="chart-${id}"><svg`), `chart ${id} rendered to SVG`)
+  }
   t.notMatch(html, /could not be rendered/)
+  t.match(html, /dma-copy-to-device ×2/, 'DMA bandwidth rows')
+  t.match(html, /target 200 ns\/page/, 'the fault target drawn on its chart')
   t.match(html, /SPEC §9/)
   t.match(html, /not available yet/, 'skipped paths listed')
 })
@@ -146,14 +187,16 @@ t.test('pmemu bench: --json, --html, --compare, warnings, table', async t => {
   writeFileSync(old, JSON.stringify({ startedAt: 'earlier', results: [{ path: 'side-table', model: null, unit: 'B/page', js: 64 }] }))
   const file = join(dir, 'cli.pmem')
   const rep = await runBenchCommand({
-    file, size: '8MiB', model: 'upstream', workers: '1', quick: true, json, html, compare: old,
+    file, size: '32MiB', model: 'upstream', workers: '1', quick: true, json, html, compare: old,
     out: l => lines.push(l), err: l => errs.push(l), plain: true,
     run: { budget: TINY_BUDGET, only: ['side-table', 'get-put', 'dma', 'contention'] },
   })
   const text = lines.join('\n')
   t.match(text, /side-table\s+—\s+32\.0 B\/page/, 'table with units')
   t.match(text, /get-put\s+upstream\s+[\d.]+ ns\/op\s+[\d.]+ ns\/op\s+[\d.]+× C/)
-  t.match(text, /skipped dma-copy, unpin-to-truncate: not available yet/)
+  t.match(text, /dma-copy-to-device ×1\s+upstream\s+[\d.]+ GB\/s\s+[\d.]+ GB\/s\s+[\d.]+× C.*≥ 80 % of C/, 'DMA copy next to memcpy')
+  t.match(text, /unpin-to-truncate-dma\s+upstream\s+[\d.]+ µs.*≤ 100 µs/)
+  t.notMatch(text, /skipped/, 'nothing skipped')
   t.match(text, /side-table.*64\.0 B\/page.*32\.0 B\/page.*-50\.0 %.*better/, 'compare line')
   t.match(text, new RegExp(`report written to ${html.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
   t.ok(existsSync(file), 'a given --file is kept')
