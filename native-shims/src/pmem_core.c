@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -112,4 +113,19 @@ int pm_persist(pm_flush_kind k, void *addr, size_t len) {
       __atomic_thread_fence(__ATOMIC_SEQ_CST);
       return 0;
   }
+}
+
+void pm_copy(void *dst, const void *src, size_t len) {
+  if (len == 0 || dst == src) return;
+  uintptr_t d = (uintptr_t)dst, s = (uintptr_t)src;
+  if (d < s + len && s < d + len) memmove(dst, src, len);
+  else memcpy(dst, src, len);
+}
+
+size_t pm_count_sequence(const int32_t *words, int32_t first, size_t count) {
+  uint32_t want = (uint32_t)first;
+  for (size_t k = 0; k < count; k++, want++) {
+    if ((uint32_t)__atomic_load_n(&words[k], __ATOMIC_SEQ_CST) != want) return k;
+  }
+  return count;
 }

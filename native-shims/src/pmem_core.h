@@ -35,6 +35,15 @@ const char *pm_flush_name(pm_flush_kind k);
 /* Make [addr, addr+len) durable with kind k. Returns 0 or an errno. */
 int pm_persist(pm_flush_kind k, void *addr, size_t len);
 
+/* Copy len bytes from src to dst (libc memcpy; memmove when the ranges
+ * overlap, e.g. a DMA buffer that is itself a view of the region). */
+void pm_copy(void *dst, const void *src, size_t len);
+
+/* Length of the prefix of words[0..count) equal to first, first+1, …, each
+ * read with a seq-cst atomic load (the DMA gup-fast re-check of a run of
+ * ptes: every pte is read after the pin, as a JS Atomics.load would). */
+size_t pm_count_sequence(const int32_t *words, int32_t first, size_t count);
+
 #ifdef __cplusplus
 }
 #endif

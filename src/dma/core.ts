@@ -6,14 +6,25 @@
  * the unpin (the model's wake rule notifies waiting truncates).
  *
  * Every pin goes through the transfer's **ledger** (a SharedArrayBuffer the
- * main thread also holds): one slot per page of the transfer, set to PINNED
- * right after the pin and swapped back to 0 (compareExchange) by whoever
- * unpins it. So the worker's `finally` and, if the worker dies, the main
- * thread release exactly the pins that were taken, and never twice.
+ * main thread also holds): one entry per **run** of consecutive pfns pinned
+ * with one pinRange/getRange call — (pfn, pages, state) — allocated before
+ * the pin, set to PINNED right after it (in the same synchronous block, so a
+ * worker that dies — at an await, the only place it can — never leaves a pin
+ * unrecorded) and swapped back to 0 (compareExchange) by whoever unpins it.
+ * So the worker's `finally` and, if the worker dies, the main thread release
+ * exactly the pins that were taken, and never twice. Zero-page stretches (a
+ * hole read through a read-only mapping) are entries with pfn ZERO_PAGE that
+ * hold no pin; the entries tile the transfer's pages in mapping order.
+ *
+ * The per-page loops (run length, gup-fast re-check, poison check) are small
+ * top-level functions so that V8 optimizes them on their own (an async
+ * function such as runJob is optimized late, and never on-stack-replaced).
  */
 import { PmemuAbortError, PmemuError, pmemError } from '../errors.js'
 import type { PageTable } from '../page/index.js'
 import type { MappingShare } from '../dax/types.js'
+import { F_POISONED, RECORDS, RECORD_WORDS, W_FLAGS } from '../page/layout.js'
+import { nativeShim } from '../region/native.js'
 
 export type Direction = 'to-device' | 'from-device'
 export type PinKind = 'pin' | 'get'
@@ -23,14 +34,23 @@ export type FailPoint = 'throw-after-pin' | 'exit-after-pin' | 'uncaught-after-p
 /** ctl word bits (ledger[0]) set by the main thread. */
 export const CTL_RELEASE = 1
 export const CTL_ABORT = 2
-/** ledger layout (Int32Array): [0] ctl, [1] kind (0 pin, 1 get), [2] pages, [3] reserved, then per page: pfn, state. */
+/**
+ * ledger layout (Int32Array): [0] ctl, [1] kind (0 pin, 1 get), [2] pages of
+ * the transfer, [3] runs (entries in use), then per run: pfn, pages, state.
+ * At most one run per page, so the ledger is sized for `pages` runs.
+ */
 export const L_CTL = 0
 export const L_KIND = 1
 export const L_PAGES = 2
+export const L_RUNS = 3
 export const L_HDR = 4
+export const R_PFN = 0
+export const R_COUNT = 1
+export const R_STATE = 2
+export const RUN_WORDS = 3
 export const S_NONE = 0
 export const S_PINNED = 1
-/** ledger pfn of a page with nothing behind it (a read of a hole: the zero page). */
+/** ledger pfn of a run with nothing behind it (a read of a hole: the zero page). */
 export const ZERO_PAGE = -1
 
 /** Engine-wide shared words (Int32Array over a SAB): [0] generation, [1] poison seen, [2] dead (crash/unbind/close). */
@@ -40,7 +60,7 @@ export const E_DEAD = 2
 export const ENGINE_WORDS = 4
 
 export function ledgerBytes(pages: number): number {
-  return (L_HDR + 2 * pages) * 4
+  return (L_HDR + RUN_WORDS * pages) * 4
 }
 
 /** A transfer as the copying side sees it (postable). */
@@ -72,12 +92,42 @@ export interface CoreEnv {
   /** Region windows (usable offsets). All but the last have the same length. */
   windows: { offset: number; length: number; bytes: Uint8Array }[]
   engine: Int32Array
-  /** Slow path: have the owning thread fault [offset, offset+length) of the mapping. Rejects with the fault's error. */
-  fault(job: JobSpec, offset: number, length: number, write: boolean): Promise<void>
+  /**
+   * Slow path: have the owning thread fault [offset, offset+length) of the
+   * mapping. Resolves true when the fault left the first page without a page
+   * (a hole of a read-only mapping: the zero page), false when it mapped one.
+   * Rejects with the fault's error.
+   */
+  fault(job: JobSpec, offset: number, length: number, write: boolean): Promise<boolean>
   /** All pages are pinned. */
   pinned(job: JobSpec): void
   /** Test hook: die in the middle of a transfer (worker: process.exit / uncaught). */
   die?(how: 'exit' | 'uncaught'): void
+  /**
+   * memcpy between SharedArrayBuffers (the native shim's `copy`), when
+   * available: used for every piece whose both sides are shared memory;
+   * `Uint8Array.set` otherwise (e.g. the mmap-io backend's Buffers).
+   */
+  copy?(dst: SharedArrayBuffer, dstOff: number, src: SharedArrayBuffer, srcOff: number, length: number): number
+  /**
+   * The native shim's `countSequence` (seq-cst loads in a C loop), when
+   * available: the gup-fast scan and re-check of long runs of ptes (JS
+   * Atomics.load costs ~10 ns a word on Node 20; a native call ~100 ns).
+   */
+  countSequence?(sab: SharedArrayBuffer, index: number, first: number, count: number): number
+}
+
+/** The native shim's memcpy and pte scan, when the shim loads (else Uint8Array.set and JS loops). */
+export function nativeHelpers(): Pick<CoreEnv, 'copy' | 'countSequence'> {
+  try {
+    const shim = nativeShim()
+    return {
+      ...(typeof shim.copy === 'function' ? { copy: shim.copy.bind(shim) } : {}),
+      ...(typeof shim.countSequence === 'function' ? { countSequence: shim.countSequence.bind(shim) } : {}),
+    }
+  } catch {
+    return {}
+  }
 }
 
 const MAX_RETRIES = 64
@@ -94,9 +144,8 @@ export async function runJob(env: CoreEnv, job: JobSpec): Promise<JobResult> {
   const ptes = new Int32Array(share.ptes)
   const state = new Int32Array(share.state)
   const write = job.direction === 'from-device'
-  const kind = job.pin
+  const get = job.pin === 'get'
   let faults = 0
-  let retries = 0
 
   const checkLive = (): void => {
     if (Atomics.load(engine, E_DEAD) !== 0 || Atomics.load(engine, E_GEN) !== share.generation) {
@@ -108,75 +157,50 @@ export async function runJob(env: CoreEnv, job: JobSpec): Promise<JobResult> {
     if (Atomics.load(ledger, L_CTL) & CTL_ABORT) throw new PmemuAbortError('dma', { offset: job.offset })
   }
 
-  const pinRun = (pfn: number, n: number): void => {
-    if (kind === 'pin') table.pinRange(pfn, n)
-    else table.getRange(pfn, n)
-  }
-  const unpinRun = (pfn: number, n: number): void => {
-    if (kind === 'pin') table.unpinRange(pfn, n)
-    else table.putRange(pfn, n)
-  }
-  /** Unpin ledger slots [from, to) that are still PINNED; returns how many were. */
-  const releaseSlots = (from: number, to: number): number => releaseLedgerRange(ledger, table, kind, from, to, false)
-
   const tStart = performance.now()
   let pinNs = 0
+  const gup: Gup = { i: 0, retries: 0, faultedAt: -1, zero: false, maxRetries: MAX_RETRIES + pages }
   try {
     checkLive()
     // --- pin_user_pages: fast path on the ptes, re-check, slow path to fault ----------------------
-    for (let k = 0; k < pages; k++) ledger[L_HDR + 2 * k] = ZERO_PAGE
-    let i = 0
-    let faultedAt = -1
-    while (i < pages) {
+    for (;;) {
       checkLive()
-      // a run of consecutive mapping pages with consecutive pfns, all present
-      const pfn0 = Atomics.load(ptes, first + i)
-      if (pfn0 < 0) {
-        if (faultedAt === i && !write) {
-          // the fault succeeded and left no page: a hole of a read-only mapping (the zero page,
-          // nothing to pin; the device reads zeros)
-          i++
-          continue
-        }
-        // slow path: fault the missing stretch on the owning thread, then retry the fast path
-        let j = i + 1
-        while (j < pages && Atomics.load(ptes, first + j) < 0) j++
-        if (++retries > MAX_RETRIES + pages) throw tooManyRetries(job)
-        faults++
-        await env.fault(job, (first + i) * ps, (j - i) * ps, write)
-        faultedAt = i
+      if (!pinFast(table, get, ptes, first, pages, ledger, gup, env.countSequence)) throw tooManyRetries(job)
+      const i = gup.i
+      if (i >= pages) break
+      // ptes[first + i] is missing
+      if (gup.faultedAt === i && !write && gup.zero) {
+        // the fault succeeded and left no page: a hole of a read-only mapping (the zero page,
+        // nothing to pin; the device reads zeros). A pte that the fault filled and that is
+        // missing again was zapped since (a truncate or punch-hole nearby, a PMD zapped
+        // whole): that is no hole, so the slow path runs again.
+        addZeroPage(ledger)
+        gup.i = i + 1
         continue
       }
-      // (plain reads and writes here: the re-check below is what must be atomic; the ledger is read
-      // by the main thread only after this thread has exited, which synchronizes)
-      let n = 1
-      while (i + n < pages && ptes[first + i + n] === pfn0 + n) n++
-      for (let k = 0; k < n; k++) ledger[L_HDR + 2 * (i + k)] = pfn0 + k
-      pinRun(pfn0, n)
-      for (let k = 0; k < n; k++) ledger[L_HDR + 2 * (i + k) + 1] = S_PINNED
-      // re-check (gup-fast): a zap that raced cleared or changed a pte; back off what changed onwards
-      let ok = n
-      for (let k = 0; k < n; k++) {
-        if (Atomics.load(ptes, first + i + k) !== pfn0 + k) { ok = k; break }
-      }
-      if (ok < n) {
-        faultedAt = -1
-        releaseSlots(i + ok, i + n)
-        for (let k = ok; k < n; k++) ledger[L_HDR + 2 * (i + k)] = ZERO_PAGE
-        if (++retries > MAX_RETRIES + pages) throw tooManyRetries(job)
-      }
-      i += ok
+      // slow path: fault the missing stretch on the owning thread, then retry the fast path
+      const j = missingUntil(ptes, first, i + 1, pages)
+      if (++gup.retries > gup.maxRetries) throw tooManyRetries(job)
+      faults++
+      gup.zero = await env.fault(job, (first + i) * ps, (j - i) * ps, write)
+      gup.faultedAt = i
     }
     checkLive()
+    const runs = ledger[L_RUNS]!
     // --- poison (PageHWPoison on any pinned page) -----------------------------------------------------
     if (Atomics.load(engine, E_POISON) !== 0) {
-      for (let k = 0; k < pages; k++) {
-        const pfn = ledger[L_HDR + 2 * k]!
-        if (pfn !== ZERO_PAGE && table.hasFlag(pfn, 'poisoned')) {
-          throw pmemError('EHWPOISON', 'dma', `page ${pfn} of the transfer is poisoned (memory failure)`, {
-            pfn, offset: (first + k) * ps,
+      const words = new Int32Array(table.memory.buffer)
+      for (let e = 0, p = 0; e < runs; e++) {
+        const at = L_HDR + RUN_WORDS * e
+        const pfn0 = ledger[at + R_PFN]!
+        const n = ledger[at + R_COUNT]!
+        const bad = pfn0 === ZERO_PAGE ? -1 : firstPoisoned(words, pfn0, n)
+        if (bad >= 0) {
+          throw pmemError('EHWPOISON', 'dma', `page ${bad} of the transfer is poisoned (memory failure)`, {
+            pfn: bad, offset: (first + p + bad - pfn0) * ps,
           })
         }
+        p += n
       }
     }
     pinNs = Math.round((performance.now() - tStart) * 1e6)
@@ -194,12 +218,13 @@ export async function runJob(env: CoreEnv, job: JobSpec): Promise<JobResult> {
     // --- copy, at the device model's pace --------------------------------------------------------------
     const t0 = performance.now()
     const buf = new Uint8Array(job.buffer, job.bufferOffset, job.length)
+    const native = env.copy && job.buffer instanceof SharedArrayBuffer ? env.copy : undefined
     let copied = 0
     let sinceCheck = 0
-    for (let k = 0; k < pages;) {
-      const pfn0 = ledger[L_HDR + 2 * k]!
-      let n = 1
-      if (pfn0 !== ZERO_PAGE) while (k + n < pages && ledger[L_HDR + 2 * (k + n)] === pfn0 + n) n++
+    for (let e = 0, k = 0; e < runs; e++) {
+      const at = L_HDR + RUN_WORDS * e
+      const pfn0 = ledger[at + R_PFN]!
+      const n = ledger[at + R_COUNT]!
       // bytes of this run inside the transfer
       const runStart = Math.max(job.offset, (first + k) * ps)
       const runEnd = Math.min(job.offset + job.length, (first + k + n) * ps)
@@ -209,7 +234,7 @@ export async function runJob(env: CoreEnv, job: JobSpec): Promise<JobResult> {
       while (left > 0) {
         const m = pfn0 === ZERO_PAGE
           ? zeroPiece(buf, bufOff, Math.min(left, CHUNK))
-          : copyPiece(env.windows, regionOff, buf, bufOff, Math.min(left, CHUNK), write)
+          : copyPiece(env.windows, regionOff, buf, bufOff, Math.min(left, CHUNK), write, native)
         regionOff += m; bufOff += m; left -= m; copied += m; sinceCheck += m
         if (sinceCheck >= CHUNK) {
           sinceCheck = 0
@@ -229,63 +254,169 @@ export async function runJob(env: CoreEnv, job: JobSpec): Promise<JobResult> {
     }
     table.bump('dmaTransfers', 1)
     table.bump('dmaBytes', copied)
-    return { bytes: copied, ns, pinNs, faults, retries }
+    return { bytes: copied, ns, pinNs, faults, retries: gup.retries }
   } finally {
-    releaseSlots(0, pages)
+    releaseLedgerRuns(ledger, table, get, false)
   }
+}
+
+/** The gup walk's cursor: next mapping page (relative to the transfer), back-offs + faults, the page last faulted. */
+interface Gup { i: number; retries: number; faultedAt: number; zero: boolean; maxRetries: number }
+
+/**
+ * gup-fast from page `g.i` of the transfer: each run of present ptes with
+ * consecutive pfns gets a ledger entry, one pinRange/getRange (one atomic per
+ * small page, one per folio), PINNED, then the re-check of its ptes. A pte
+ * that changed meanwhile (a zap raced: it clears the pte before the layout
+ * break waits for pins) backs off that part of the run (unpinned, the entry
+ * shortened or dropped) and the walk retries from there. Stops at the end or
+ * at a missing pte (`g.i` then points at it). False: too many back-offs.
+ */
+function pinFast(table: PageTable, get: boolean, ptes: Int32Array, first: number, pages: number, ledger: Int32Array, g: Gup,
+  seq: CoreEnv['countSequence']): boolean {
+  let i = g.i
+  while (i < pages) {
+    const pfn0 = Atomics.load(ptes, first + i)
+    if (pfn0 < 0) break
+    const n = runLength(ptes, first + i, pfn0, pages - i, seq)
+    const e = ledger[L_RUNS]!
+    const at = L_HDR + RUN_WORDS * e
+    ledger[at + R_PFN] = pfn0
+    ledger[at + R_COUNT] = n
+    ledger[at + R_STATE] = S_NONE
+    Atomics.store(ledger, L_RUNS, e + 1)
+    if (get) table.getRange(pfn0, n)
+    else table.pinRange(pfn0, n)
+    Atomics.store(ledger, at + R_STATE, S_PINNED)
+    // re-check (gup-fast): back off what changed onwards
+    const ok = recheck(ptes, first + i, pfn0, n, seq)
+    if (ok < n) {
+      if (get) table.putRange(pfn0 + ok, n - ok)
+      else table.unpinRange(pfn0 + ok, n - ok)
+      if (ok === 0) {
+        Atomics.store(ledger, at + R_STATE, S_NONE)
+        Atomics.store(ledger, L_RUNS, e)
+      } else {
+        Atomics.store(ledger, at + R_COUNT, ok)
+      }
+      g.faultedAt = -1
+      if (++g.retries > g.maxRetries) { g.i = i + ok; return false }
+    }
+    i += ok
+  }
+  g.i = i
+  return true
+}
+
+/** Below this many ptes a JS loop beats a call into the native shim. */
+const NATIVE_RUN = 16
+
+/**
+ * Pages from `at` whose ptes are pfn0, pfn0+1, … (at least 1, at most max).
+ * Plain reads in JS (the re-check is what must be atomic), the rest of a long
+ * run in one native call.
+ */
+function runLength(ptes: Int32Array, at: number, pfn0: number, max: number, seq: CoreEnv['countSequence']): number {
+  let n = 1
+  const lim = seq && max > NATIVE_RUN ? NATIVE_RUN : max
+  while (n < lim && ptes[at + n] === pfn0 + n) n++
+  if (n === lim && n < max) n += seq!(ptes.buffer as SharedArrayBuffer, at + n, pfn0 + n, max - n)
+  return n
+}
+
+/**
+ * The gup-fast re-check, after the pin: index of the first pte of [at, at+n)
+ * that is no longer pfn0 + k, or n. Every pte is read with a seq-cst load
+ * (Atomics.load, or the native loop for a long run), so a zap that cleared
+ * it before our pin became visible is seen.
+ */
+function recheck(ptes: Int32Array, at: number, pfn0: number, n: number, seq: CoreEnv['countSequence']): number {
+  if (seq && n >= NATIVE_RUN) return seq(ptes.buffer as SharedArrayBuffer, at, pfn0, n)
+  for (let k = 0; k < n; k++) if (Atomics.load(ptes, at + k) !== pfn0 + k) return k
+  return n
+}
+
+/** First transfer page in [from, pages) whose pte is present, or pages. */
+function missingUntil(ptes: Int32Array, first: number, from: number, pages: number): number {
+  let j = from
+  while (j < pages && Atomics.load(ptes, first + j) < 0) j++
+  return j
+}
+
+/** Record one zero page (no pin), extending the last entry when it is a zero-page one. */
+function addZeroPage(ledger: Int32Array): void {
+  const e = ledger[L_RUNS]!
+  const last = L_HDR + RUN_WORDS * (e - 1)
+  if (e > 0 && ledger[last + R_PFN] === ZERO_PAGE) { ledger[last + R_COUNT] = ledger[last + R_COUNT]! + 1; return }
+  const at = L_HDR + RUN_WORDS * e
+  ledger[at + R_PFN] = ZERO_PAGE
+  ledger[at + R_COUNT] = 1
+  ledger[at + R_STATE] = S_NONE
+  Atomics.store(ledger, L_RUNS, e + 1)
+}
+
+/** PageHWPoison (on the page's own record) in [pfn, pfn+n): the first poisoned pfn, or -1. */
+function firstPoisoned(words: Int32Array, pfn: number, n: number): number {
+  const base = (RECORDS >> 2) + W_FLAGS
+  for (let k = 0; k < n; k++) if (Atomics.load(words, base + (pfn + k) * RECORD_WORDS) & F_POISONED) return pfn + k
+  return -1
 }
 
 function tooManyRetries(job: JobSpec): PmemuError {
   return pmemError('EAGAIN', 'dma', 'the mapping kept changing under the transfer (too many gup-fast retries)', { offset: job.offset, length: job.length })
 }
 
-/** Unpin every slot of [from, to) still PINNED (compareExchange: each pin is released exactly once, by whoever gets there). */
-export function releaseLedgerRange(ledger: Int32Array, table: PageTable, kind: PinKind, from: number, to: number, atomic = true): number {
+/**
+ * Unpin every run the ledger still records as PINNED; returns the pages
+ * released. `atomic`: compareExchange each entry's state (each pin is
+ * released exactly once, by whoever gets there: the main thread after a
+ * worker died); the owning thread, while it runs, is alone on its ledger.
+ */
+export function releaseLedgerRuns(ledger: Int32Array, table: PageTable, get: boolean, atomic = true): number {
   let released = 0
-  let runPfn = -1
-  let runN = 0
-  const flush = (): void => {
-    if (runN > 0) {
-      if (kind === 'pin') table.unpinRange(runPfn, runN)
-      else table.putRange(runPfn, runN)
-    }
-    runN = 0
-  }
-  for (let k = from; k < to; k++) {
-    const slot = L_HDR + 2 * k
+  const runs = Atomics.load(ledger, L_RUNS)
+  for (let e = 0; e < runs; e++) {
+    const at = L_HDR + RUN_WORDS * e
     if (atomic) {
-      if (Atomics.compareExchange(ledger, slot + 1, S_PINNED, S_NONE) !== S_PINNED) continue
+      if (Atomics.compareExchange(ledger, at + R_STATE, S_PINNED, S_NONE) !== S_PINNED) continue
     } else {
-      // the owning thread: nobody else touches its ledger while it runs
-      if (ledger[slot + 1] !== S_PINNED) continue
-      ledger[slot + 1] = S_NONE
+      if (ledger[at + R_STATE] !== S_PINNED) continue
+      ledger[at + R_STATE] = S_NONE
     }
-    const pfn = ledger[slot]!
-    if (runN > 0 && pfn === runPfn + runN) runN++
-    else { flush(); runPfn = pfn; runN = 1 }
-    released++
+    const pfn = ledger[at + R_PFN]!
+    const n = ledger[at + R_COUNT]!
+    if (get) table.putRange(pfn, n)
+    else table.unpinRange(pfn, n)
+    released += n
   }
-  flush()
   return released
 }
 
 /** Release everything a ledger still records (the main thread after a worker died). */
 export function releaseLedger(buf: SharedArrayBuffer, table: PageTable): number {
   const ledger = new Int32Array(buf)
-  const kind: PinKind = ledger[L_KIND] === 1 ? 'get' : 'pin'
-  return releaseLedgerRange(ledger, table, kind, 0, ledger[L_PAGES]!)
+  return releaseLedgerRuns(ledger, table, ledger[L_KIND] === 1)
 }
 
 /** Pages of the ledger still pinned. */
 export function ledgerPinned(buf: SharedArrayBuffer): number {
   const ledger = new Int32Array(buf)
   let n = 0
-  for (let k = 0; k < ledger[L_PAGES]!; k++) if (Atomics.load(ledger, L_HDR + 2 * k + 1) === S_PINNED) n++
+  const runs = Atomics.load(ledger, L_RUNS)
+  for (let e = 0; e < runs; e++) {
+    const at = L_HDR + RUN_WORDS * e
+    if (Atomics.load(ledger, at + R_STATE) === S_PINNED) n += ledger[at + R_COUNT]!
+  }
   return n
 }
 
-/** Copy up to `max` bytes between the region at `regionOff` and buf; stops at a window end. */
-function copyPiece(windows: CoreEnv['windows'], regionOff: number, buf: Uint8Array, bufOff: number, max: number, write: boolean): number {
+/**
+ * Copy up to `max` bytes between the region at `regionOff` and buf; stops at
+ * a window end. With `native` (the shim's memcpy) when both sides are shared
+ * memory, else Uint8Array.set.
+ */
+function copyPiece(windows: CoreEnv['windows'], regionOff: number, buf: Uint8Array, bufOff: number, max: number, write: boolean,
+  native: CoreEnv['copy']): number {
   const wl = windows[0]!.length
   let w = windows[Math.min(Math.floor(regionOff / wl), windows.length - 1)]!
   if (regionOff < w.offset || regionOff >= w.offset + w.length) {
@@ -295,7 +426,12 @@ function copyPiece(windows: CoreEnv['windows'], regionOff: number, buf: Uint8Arr
   }
   const rel = regionOff - w.offset
   const n = Math.min(max, w.length - rel)
-  if (write) w.bytes.set(buf.subarray(bufOff, bufOff + n), rel)
+  const wb = w.bytes.buffer
+  if (native && wb instanceof SharedArrayBuffer) {
+    const b = buf.buffer as SharedArrayBuffer
+    if (write) native(wb, w.bytes.byteOffset + rel, b, buf.byteOffset + bufOff, n)
+    else native(b, buf.byteOffset + bufOff, wb, w.bytes.byteOffset + rel, n)
+  } else if (write) w.bytes.set(buf.subarray(bufOff, bufOff + n), rel)
   else buf.set(w.bytes.subarray(rel, rel + n), bufOff)
   return n
 }

@@ -6,14 +6,14 @@
 import type { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { PmemuAbortError, PmemuError, isPmemuError, pmemError } from '../errors.js'
-import type { DaxMappingLike, MappingShare } from '../dax/types.js'
+import { PTE_NONE, type DaxMappingLike, type MappingShare } from '../dax/types.js'
 import type { Device } from '../region/index.js'
 import { subsystemLogger } from '../util/log.js'
 import { parseSize } from '../util/size.js'
 import { spawnWorker } from '../util/worker.js'
 import {
   CTL_ABORT, CTL_RELEASE, E_DEAD, E_GEN, E_POISON, ENGINE_WORDS, L_CTL, L_KIND, L_PAGES,
-  ledgerBytes, ledgerPinned, releaseLedger, runJob,
+  ledgerBytes, ledgerPinned, nativeHelpers, releaseLedger, runJob,
   type CoreEnv, type Direction, type FailPoint, type JobSpec, type PinKind,
 } from './core.js'
 import type { FromWorker, ToWorker } from './worker.js'
@@ -524,13 +524,14 @@ export class DmaEngine {
       case 'fault': {
         const t = this.#inflight.get(m.id)
         let error
+        let zero = false
         try {
           if (!t?.map) throw pmemError('EFAULT', 'dma', 'fault for an unknown transfer')
-          this.#fault(t.map, m.offset, m.length, m.write)
+          zero = this.#fault(t.map, m.offset, m.length, m.write)
         } catch (e) {
           error = serializeError(e)
         }
-        const reply: ToWorker = error ? { t: 'fault-done', id: m.id, seq: m.seq, error } : { t: 'fault-done', id: m.id, seq: m.seq }
+        const reply: ToWorker = error ? { t: 'fault-done', id: m.id, seq: m.seq, error } : { t: 'fault-done', id: m.id, seq: m.seq, zero }
         slot.worker?.postMessage(reply)
         return
       }
@@ -545,11 +546,18 @@ export class DmaEngine {
     }
   }
 
-  /** The slow path, on the owning thread: the mapping's fault runs the model's insert path. */
-  #fault(map: DaxMappingLike, offset: number, length: number, write: boolean): void {
+  /**
+   * The slow path, on the owning thread: the mapping's fault runs the model's
+   * insert path. True when it left the first page without a page (the zero
+   * page of a read-only hole), read right after the fault, before anything
+   * can zap it again: the copying side cannot tell that from a racing zap.
+   */
+  #fault(map: DaxMappingLike, offset: number, length: number, write: boolean): boolean {
     const len = Math.min(length, map.length - offset)
     try {
       map.fault(offset, len, write)
+      const share = map.share()
+      return new Int32Array(share.ptes)[Math.floor(offset / share.pageSize)] === PTE_NONE
     } catch (e) {
       // VM_FAULT_SIGBUS -> -EFAULT from gup, as Linux; poison and the rest keep their code
       if (isPmemuError(e, 'SIGBUS')) {
@@ -564,13 +572,14 @@ export class DmaEngine {
   #env(): CoreEnv {
     if (this.#mainEnv) return this.#mainEnv
     this.#mainEnv = {
+      ...nativeHelpers(),
       table: this.dev.table,
       windows: this.dev.region.windows.map(w => ({ offset: w.offset, length: w.length, bytes: w.bytes })),
       engine: this.#engine,
       fault: async (job, offset, length, write) => {
         const t = this.#inflight.get(job.id)
         if (!t?.map) throw pmemError('EFAULT', 'dma', 'fault for an unknown transfer')
-        this.#fault(t.map, offset, length, write)
+        return this.#fault(t.map, offset, length, write)
       },
       pinned: job => this.#inflight.get(job.id)?.markPinned(),
     }

@@ -7,7 +7,7 @@
  * file system.
  *
  * Protocol (main → worker): init { region, table, engine }, job { spec },
- *   fault-done { id, seq, error? }.
+ *   fault-done { id, seq, zero?, error? } (zero: the fault left the first page without a page).
  * Protocol (worker → main): ready, pinned { id }, fault { id, seq, offset, length, write },
  *   done { id, bytes, ns, faults, retries }, failed { id, error }.
  * Release and abort are not messages: they are bits of the transfer's ctl
@@ -15,13 +15,13 @@
  */
 import { parentPort } from 'node:worker_threads'
 import { PageTable, type PageTableTransferable } from '../page/index.js'
-import { runJob, type CoreEnv, type JobSpec } from './core.js'
+import { nativeHelpers, runJob, type CoreEnv, type JobSpec } from './core.js'
 import { deserializeError, serializeError, type SerializedError } from './wire.js'
 
 export type ToWorker =
   | { t: 'init'; region: { windows: { offset: number; length: number; sab: SharedArrayBuffer }[] }; table: PageTableTransferable; engine: SharedArrayBuffer }
   | { t: 'job'; spec: JobSpec }
-  | { t: 'fault-done'; id: number; seq: number; error?: SerializedError }
+  | { t: 'fault-done'; id: number; seq: number; zero?: boolean; error?: SerializedError }
 
 export type FromWorker =
   | { t: 'ready' }
@@ -35,7 +35,7 @@ if (!port) throw new Error('pmemu DMA worker: not in a worker thread')
 
 let env: CoreEnv | undefined
 let faultSeq = 0
-const pendingFaults = new Map<number, { resolve(): void; reject(e: unknown): void }>()
+const pendingFaults = new Map<number, { resolve(zero: boolean): void; reject(e: unknown): void }>()
 const send = (m: FromWorker): void => port.postMessage(m)
 
 port.on('message', (m: ToWorker) => {
@@ -43,12 +43,13 @@ port.on('message', (m: ToWorker) => {
     case 'init': {
       const table = PageTable.attach(m.table)
       env = {
+        ...nativeHelpers(),
         table,
         windows: m.region.windows.map(w => ({ offset: w.offset, length: w.length, bytes: new Uint8Array(w.sab) })),
         engine: new Int32Array(m.engine),
         fault(job, offset, length, write) {
           const seq = ++faultSeq
-          return new Promise<void>((resolve, reject) => {
+          return new Promise<boolean>((resolve, reject) => {
             pendingFaults.set(seq, { resolve, reject })
             send({ t: 'fault', id: job.id, seq, offset, length, write })
           })
@@ -77,7 +78,7 @@ port.on('message', (m: ToWorker) => {
       if (!p) return
       pendingFaults.delete(m.seq)
       if (m.error) p.reject(deserializeError(m.error))
-      else p.resolve()
+      else p.resolve(m.zero === true)
       return
     }
   }

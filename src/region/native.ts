@@ -14,6 +14,18 @@ export interface NativeShim {
   benchSweep(sab: SharedArrayBuffer, offset: number, stride: number, count: number, delta: number, rounds: number): number
   benchFolioPin(sab: SharedArrayBuffer, refOffset: number, pinOffset: number, iters: number): number
   benchMemcpy(dst: SharedArrayBuffer, dstOff: number, src: SharedArrayBuffer, srcOff: number, length: number, rounds: number): number
+  /**
+   * memcpy of `length` bytes between two SharedArrayBuffers (memmove if the
+   * ranges overlap); RangeError when a range is outside its buffer. Returns
+   * `length`. Optional: a shim built before it was added lacks it.
+   */
+  copy?(dst: SharedArrayBuffer, dstOff: number, src: SharedArrayBuffer, srcOff: number, length: number): number
+  /**
+   * How many of the Int32 words [index, index+count) of `sab` are first,
+   * first+1, … (up to the first that is not), each read with a seq-cst atomic
+   * load. Optional, as `copy`.
+   */
+  countSequence?(sab: SharedArrayBuffer, index: number, first: number, count: number): number
 }
 export interface MapResult { sabs: SharedArrayBuffer[]; mapSync: boolean; syncErrno: number }
 
