@@ -204,6 +204,89 @@ t.test('fault path: entries once per file page, mappings per model, folio vs per
   }
 })
 
+t.test('page-table range forms equal single calls (the fault and zap paths issue runs)', async t => {
+  // entryInsert / mapInsert / zap / entryDelete over runs, on flagless pages,
+  // pages that carry entries and mappings already, pins, and (upstream) a folio.
+  type Ev = 'entryInsert' | 'mapInsert' | 'zap' | 'entryDelete'
+  const script: Array<[Ev | 'pin' | 'unpin' | 'associate', number, number]> = [
+    ['associate', 10, 40], ['entryInsert', 10, 40], ['mapInsert', 10, 40], ['mapInsert', 20, 10], ['pin', 25, 1],
+    ['zap', 20, 10], ['zap', 10, 40], ['entryDelete', 10, 40], ['unpin', 25, 1],
+    ['associate', 512, 1], ['entryInsert', 512, 512], ['mapInsert', 512, 512], ['mapInsert', 600, 7],
+    ['zap', 600, 7], ['zap', 512, 512], ['entryDelete', 512, 512],
+  ]
+  for (const model of MODEL_NAMES) {
+    const finals: string[] = []
+    for (const ranged of [false, true]) {
+      const dev = await openDevice(undefined, { size: '8MiB', model, pageSize: PS, map: 'mem' })
+      const tb = dev.table
+      if (model === 'upstream') tb.makeFolio(512)
+      for (const [op, pfn, n] of script) {
+        if (op === 'pin' || op === 'unpin') { tb[op](pfn); continue }
+        if (op === 'associate') { for (let k = 0; k < n; k++) tb.associate(pfn + k, 7, pfn + k); continue }
+        const count = model === 'upstream' && pfn === 512 ? 1 : n
+        if (ranged) tb[op](pfn, count)
+        else for (let k = 0; k < count; k++) tb[op](pfn + k)
+      }
+      const pages: unknown[] = []
+      for (let p = 0; p < 1100; p++) pages.push(tb.snapshot(p))
+      finals.push(JSON.stringify({ pages, stats: tb.stats(), check: tb.check().map(v => [v.kind, v.pfn]) }))
+      await dev.close()
+    }
+    t.equal(finals[1], finals[0], `${model}: range forms leave what single calls leave`)
+  }
+})
+
+t.test('batched faults and zaps leave what the page-at-a-time path leaves (strict tables fault one page at a time)', async t => {
+  for (const model of MODEL_NAMES) {
+    const finals: Array<{ pages: string; stats: string; ptes: string; check: string }> = []
+    for (const strict of [true, false]) {
+      const dev = await openDevice(undefined, { size: '64MiB', model, pageSize: PS, map: 'mem', strict })
+      const fs = await mkfs(dev)
+      const f = await fs.open('/f', 'w+')
+      await f.fallocate(0, 8 * MiB)
+      const g = await fs.open('/g', 'w+') // sparse: data at pages 0-2, 9, 20-29; holes between
+      await g.truncate(64 * PS)
+      g.write(new Uint8Array(3 * PS).fill(1), 0)
+      g.write(new Uint8Array(PS).fill(2), 9 * PS)
+      g.write(new Uint8Array(10 * PS).fill(3), 20 * PS)
+      const maps: DaxMapping[] = []
+      const whole = mmap(f, 0, 8 * MiB, { write: true }); maps.push(whole)
+      whole.view(3 * PS, 5 * PS) // a PMD fault
+      const inner = mmap(f, 2 * MiB + 4 * PS, 2 * MiB); maps.push(inner)
+      inner.populate() // PTEs over entries of a chunk nobody faulted yet, then of the next one
+      whole.populate() // PMDs over chunks with PTE-made entries: PTEs
+      const part = mmap(f, 6 * MiB - 8 * PS, 16 * PS, { write: true }); maps.push(part)
+      part.view(2 * PS, 10 * PS)
+      const ro = mmap(g, 0, 64 * PS); maps.push(ro)
+      ro.populate() // zero page over holes
+      const rw = mmap(g, 0, 64 * PS, { write: true }); maps.push(rw)
+      rw.views(0, 40 * PS) // holes allocate
+      inner.unmap()
+      await f.truncate(5 * MiB + 3 * PS) // zaps a PMD in part, PTE runs elsewhere
+      await f.punchHole(MiB, 5 * PS)
+      whole.view(MiB, 8 * PS) // refault in the punched hole: allocation
+      await g.punchHole(20 * PS, 4 * PS)
+      rw.populate()
+      const pages: unknown[] = []
+      for (let p = 0; p < dev.pageCount; p++) { const s = dev.page(p); if (s.refcount || s.mapcount || s.inode || s.flags.length || s.order) pages.push(s) }
+      const st = stats(dev) as Record<string, number>
+      finals.push({
+        pages: JSON.stringify(pages),
+        stats: JSON.stringify(Object.fromEntries(Object.entries(st).filter(([k]) => k !== 'layoutWaits'))),
+        ptes: JSON.stringify(maps.filter(m => m.live).map(m => Array.from(m.ptes))),
+        check: JSON.stringify(dev.check()),
+      })
+      await fs.unmount()
+      await dev.close()
+    }
+    const [one, batched] = finals as [typeof finals[0], typeof finals[0]]
+    t.equal(batched.check, '[]', `${model}: check clean`)
+    t.equal(batched.pages, one.pages, `${model}: every page record`)
+    t.equal(batched.stats, one.stats, `${model}: every counter`)
+    t.equal(batched.ptes, one.ptes, `${model}: every pte`)
+  }
+})
+
 t.test('views: contiguity, discontiguous extents, zero page, SIGBUS past EOF, persist + read back + remount', async t => {
   for (const model of MODEL_NAMES) {
     const { dev, fs, f } = await setup(model)
@@ -330,6 +413,51 @@ t.test('pin holds truncate and punch-hole; timeout and abort change nothing', as
     t.same(dev.check(), [], 'clean')
     m.unmap()
     await dev.close()
+  }
+})
+
+t.test('a page faulted in again during the layout wait is zapped again: truncate / punch-hole still end after the unpin', async t => {
+  // Linux blocks such faults on the invalidate lock; here the fault cannot
+  // block, so it kicks the wait. Without that, upstream waited forever: the
+  // unpin left the new mapping's ref (no 1->0 transition, no wake-up).
+  const guard = <T>(p: Promise<T>): Promise<T | 'hung'> => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const hung = new Promise<'hung'>(resolve => { timer = setTimeout(() => resolve('hung'), 5000) })
+    return Promise.race([p, hung]).finally(() => clearTimeout(timer))
+  }
+  for (const model of MODEL_NAMES) {
+    for (const shape of ['pte', 'folio'] as const) {
+      const bytes = shape === 'folio' ? 4 * MiB : 8 * PS
+      const { dev, f } = await setup(model, { fileBytes: bytes })
+      const m = mmap(f, 0, bytes, { write: true })
+      m.populate()
+      const pfn = m.pfn(3 * PS)
+      dev.pages.pin(pfn)
+      const tr = track(f.truncate(0))
+      await macrotask()
+      t.equal(tr.settled(), false, `${model} ${shape}: truncate waits for the pin`)
+      m.view(3 * PS, PS) // faulted in again while the truncate waits
+      if (shape === 'folio') m.populate()
+      dev.pages.unpin(pfn)
+      t.not(await guard(tr.p), 'hung', `${model} ${shape}: truncate ended after the unpin`)
+      t.equal(f.size, 0)
+      t.equal(m.pte(3 * PS), PTE_NONE, `${model} ${shape}: nothing left mapped`)
+      t.same(dev.check(), [], `${model} ${shape}: clean`)
+      // punch-hole of a writable mapping: the refault during the wait is zapped; afterwards it allocates anew
+      await f.truncate(8 * PS)
+      const p2 = m.pfn(5 * PS)
+      dev.pages.pin(p2)
+      const ph = track(f.punchHole(4 * PS, 2 * PS))
+      await macrotask()
+      t.equal(ph.settled(), false, `${model} ${shape}: punch-hole waits`)
+      m.view(5 * PS, PS)
+      dev.pages.unpin(p2)
+      t.not(await guard(ph.p), 'hung', `${model} ${shape}: punch-hole ended after the unpin`)
+      t.equal(f.pfnAt(5), null, `${model} ${shape}: the hole is a hole`)
+      t.same(dev.check(), [], `${model} ${shape}: clean after the punch-hole`)
+      m.unmap()
+      await dev.close()
+    }
   }
 })
 

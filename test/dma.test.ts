@@ -540,12 +540,13 @@ t.test('device model: latency and bandwidth', async t => {
   map.populate()
   const r = await dma.submit({ map, offset: 0, length: 1024 * 1024, direction: 'to-device' }).done
   // 3 ms + 1 MiB / 100 MiB/s = 13 ms
+  // A lower bound only: the pacing guarantees it; upper bounds are for benchmarks (shared, noisy machines).
   t.ok(r.ns >= 12.9e6, `paced: ${(r.ns / 1e6).toFixed(2)} ms >= 13 ms`)
-  t.ok(r.ns < 200e6, 'but not absurdly')
+  t.equal(r.bytes, 1024 * 1024)
   await dma.close()
   const fast = new DmaEngine(dev, { workers: 1 })
   const f = await fast.submit({ map, offset: 0, length: 1024 * 1024, direction: 'to-device' }).done
-  t.ok(f.ns < r.ns, 'memory speed without a model')
+  t.equal(f.bytes, 1024 * 1024, 'no model: copied at memory speed (timed in the benchmarks, not here)')
   await fast.close()
   await dev.close()
 })

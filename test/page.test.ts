@@ -767,18 +767,15 @@ t.test('attach in the same thread shares the memory', async t => {
   t.equal(b.stats().puts, 1)
 })
 
-t.test('a 64 GiB table (16M pages) initialises in well under a second', async t => {
-  let t0 = performance.now()
+t.test('a 64 GiB table (16M pages) initialises every record and re-initialises on reset', async t => {
+  // Its speed (target: open of 64 GiB ≤ 1 s) is measured by the open-64g benchmark, not here:
+  // timed assertions fail on shared, loaded machines.
   const pages = await PageTable.create({ pageCount: 16 * 1024 * 1024, model: 'legacy' })
-  const createMs = performance.now() - t0
-  // create() pays the kernel's first touch of 512 MiB (the C baseline pays it
-  // too); on a loaded 2-core VM that alone can approach a second.
-  t.ok(createMs < 5000, `create took ${createMs.toFixed(0)} ms`)
+  t.equal(pages.snapshot(0).refcount, 1, 'first record idle')
   t.equal(pages.snapshot(16 * 1024 * 1024 - 1).refcount, 1, 'last record written')
   pages.get(123)
-  t0 = performance.now()
+  t.equal(pages.snapshot(123).refcount, 2)
   pages.reset() // the init pass itself: memory.fill + strided stores, in wasm
-  const resetMs = performance.now() - t0
-  t.ok(resetMs < 1000, `re-initialisation took ${resetMs.toFixed(0)} ms (${(resetMs * 1e6 / 2 ** 24).toFixed(1)} ns/page)`)
   t.equal(pages.snapshot(123).refcount, 1)
+  t.equal(pages.pgmapRefs(), 0)
 })

@@ -17,10 +17,11 @@ import { subsystemLogger, type Logger } from '../util/log.js'
 import { DaxMapping, type MemoryFailureEvent } from './mapping.js'
 import { PTE_NONE } from './types.js'
 
-// The page table's range forms (entryInsert(pfn, n), mapInsert(pfn, n), zap(pfn, n), ...)
-// take the refcount-only fast lane on flagless order-0 pages and skip the
-// entry flag / mapcount (seen on the wasm core of this commit), so this layer
-// issues the DAX events one page at a time.
+// The fault and zap paths issue the DAX events through the page table's range
+// forms (entryInsert(pfn, n), mapInsert(pfn, n), zap(pfn, n)), one call per run
+// of contiguous pfns; test/dax.test.ts checks them against n single calls (an
+// earlier wasm core took a refcount-only fast lane on flagless order-0 pages
+// and skipped the entry flag / mapcount).
 
 /** Pages per PMD (2 MiB of 4 KiB pages): the unit of a huge fault and of an upstream folio. */
 export const PMD_PAGES = FOLIO_PAGES
@@ -97,6 +98,9 @@ export function attachDax(fs: PmemFs): DaxLayer {
 
 interface BusyRun { pfn: number; count: number }
 
+/** A layout break in progress on file pages [first, end) (widened); `kick` ends its current wait. */
+interface Breaker { first: number; end: number; kick: AbortController | undefined }
+
 export class DaxLayer {
   readonly fs: PmemFs
   readonly dev: Device
@@ -109,6 +113,8 @@ export class DaxLayer {
   readonly quarantine = new Set<number>()
   /** Blocks recently freed through onFree, checked (invariant 4) until reallocated. */
   readonly #freedWatch = new Set<number>()
+  /** Layout breaks in progress, by inode number. */
+  readonly #breakers = new Map<number, Set<Breaker>>()
   #dead: (() => PmemuError) | undefined
   readonly #undo: Array<() => void> = []
 
@@ -247,14 +253,14 @@ export class DaxLayer {
   faultRange(m: DaxMapping, j0: number, j1: number, _write: boolean, kind: 'cpu' | 'gup', op: string): void {
     if (this.#dead) throw this.#dead()
     const ptes = m.ptes
-    let eof = -1
-    for (let j = j0; j < j1; j++) {
-      if (ptes[j] !== PTE_NONE) continue
-      if (eof < 0) {
-        this.#assertUsable(op, m.path)
-        eof = Math.ceil(m.node.size / this.pageSize)
-      }
-      this.#faultPage(m, j, eof, kind, op)
+    let j = j0
+    while (j < j1 && ptes[j] !== PTE_NONE) j++
+    if (j >= j1) return
+    this.#assertUsable(op, m.path)
+    try {
+      this.#faultSpan(m, j, j1, Math.ceil(m.node.size / this.pageSize), kind, op, false)
+    } finally {
+      if (this.#breakers.size > 0) this.#kickBreakers(m.ino, m.firstIndex + j, m.firstIndex + j1)
     }
   }
 
@@ -263,13 +269,113 @@ export class DaxLayer {
     this.#assertUsable('populate', m.path)
     const eof = Math.ceil(m.node.size / this.pageSize)
     const end = Math.max(0, Math.min(m.pages, eof - m.firstIndex))
-    for (let j = 0; j < end; j++) {
-      if (m.ptes[j] !== PTE_NONE) continue
-      try {
-        this.#faultPage(m, j, eof, 'cpu', 'populate')
-      } catch (e) {
-        if (!isPmemuError(e, 'SIGBUS') && !isPmemuError(e, 'EHWPOISON')) throw e
+    try {
+      this.#faultSpan(m, 0, end, eof, 'cpu', 'populate', true)
+    } finally {
+      if (this.#breakers.size > 0) this.#kickBreakers(m.ino, m.firstIndex, m.firstIndex + end)
+    }
+  }
+
+  /**
+   * Fault the unmapped pages of mapping pages [j, j1), as if one page at a
+   * time in order (#faultPage), but batched: a PMD fault is tried once per
+   * 2 MiB chunk (its outcome cannot change for the later pages of the chunk
+   * in this call), then the rest of the chunk is mapped in runs — one extent
+   * lookup and one range call of the page table per run of pages backed by
+   * contiguous blocks. With poison on the device, or a strict page table
+   * (whose range forms roll a failing run back whole, where single pages
+   * would have left the earlier ones done), pages go one at a time.
+   * `populate`: pages that fail with SIGBUS / EHWPOISON are skipped.
+   */
+  #faultSpan(m: DaxMapping, j: number, j1: number, eof: number, kind: 'cpu' | 'gup', op: string, populate: boolean): void {
+    const ptes = m.ptes
+    const first = m.firstIndex
+    const single = this.table.strict || this.#anyPoison()
+    while (j < j1) {
+      if (ptes[j] !== PTE_NONE) { j++; continue }
+      const index = first + j
+      if (single || index >= eof) {
+        if (!populate) this.#faultPage(m, j, eof, kind, op)
+        else {
+          try {
+            this.#faultPage(m, j, eof, kind, op)
+          } catch (e) {
+            if (!isPmemuError(e, 'SIGBUS') && !isPmemuError(e, 'EHWPOISON')) throw e
+          }
+        }
+        j++
+        continue
       }
+      const chunkEnd = index - (index % PMD_PAGES) + PMD_PAGES
+      if (this.#pmdFault(m, index, eof)) { j = chunkEnd - first; continue }
+      const stop = Math.min(j1, chunkEnd - first, eof - first)
+      this.#pteRuns(m, j, stop, kind, op)
+      j = stop
+    }
+  }
+
+  /**
+   * Order-0 faults of the unmapped pages of [j, stop) (all in one chunk,
+   * below EOF, no poison, not strict): pages whose page-cache entry exists
+   * get their mapping in runs of contiguous pfns; pages without one are
+   * associated, entered and mapped in runs of one extent; a hole goes
+   * through #pteFault (zero page, or an allocation on a write fault).
+   * Counters, entries and dirty ranges end up as the per-page path leaves them.
+   */
+  #pteRuns(m: DaxMapping, j: number, stop: number, kind: 'cpu' | 'gup', op: string): void {
+    const ptes = m.ptes
+    const first = m.firstIndex
+    const tree = m.tree
+    const node = m.node
+    const t = this.table
+    const ps = this.pageSize
+    const ino = m.ino
+    const writable = m.writable
+    const c = Math.floor((first + j) / PMD_PAGES)
+    const cbase = c * PMD_PAGES
+    let chunk = tree.chunks.get(c)
+    while (j < stop) {
+      if (ptes[j] !== PTE_NONE) { j++; continue }
+      const index = first + j
+      const k = index - cbase
+      const have = chunk ? chunk.pfns[k]! : PTE_NONE
+      let n = 1
+      let pfn: number
+      if (have !== PTE_NONE) {
+        const pfns = chunk!.pfns
+        while (j + n < stop && ptes[j + n] === PTE_NONE && pfns[k + n] === have + n) n++
+        pfn = have
+      } else {
+        // one page left: the block alone (pfnAt allocates no extent record)
+        const one = stop - j === 1
+        const ext = one ? null : node.extentAt(index)
+        const at = one ? node.pfnAt(index) : ext ? ext.pfn : null
+        if (at === null) {
+          this.#pteFault(m, j, index, kind, op)
+          chunk = tree.chunks.get(c)
+          j++
+          continue
+        }
+        pfn = at
+        const max = ext ? Math.min(stop - j, ext.count) : 1
+        if (chunk) {
+          const pfns = chunk.pfns
+          while (n < max && ptes[j + n] === PTE_NONE && pfns[k + n] === PTE_NONE) n++
+        } else {
+          while (n < max && ptes[j + n] === PTE_NONE) n++
+        }
+        chunk ??= tree.chunk(c)
+        for (let i = 0; i < n; i++) t.associate(pfn + i, ino, index + i)
+        t.entryInsert(pfn, n)
+        const pfns = chunk.pfns
+        for (let i = 0; i < n; i++) pfns[k + i] = pfn + i
+        chunk.count += n
+      }
+      t.mapInsert(pfn, n)
+      for (let i = 0; i < n; i++) ptes[j + i] = pfn + i
+      t.bump('faults', n)
+      if (writable) node.addDirty(pfn * ps, n * ps)
+      j += n
     }
   }
 
@@ -319,7 +425,7 @@ export class DaxLayer {
         this.table.entryInsert(pfn0)
       } else {
         for (let k = 0; k < PMD_PAGES; k++) this.table.associate(pfn0 + k, m.ino, base + k)
-        for (let k = 0; k < PMD_PAGES; k++) this.table.entryInsert(pfn0 + k)
+        this.#rangeEvent('entryInsert', pfn0, PMD_PAGES)
       }
       for (let k = 0; k < PMD_PAGES; k++) ch.pfns[k] = pfn0 + k
       ch.count = PMD_PAGES
@@ -328,7 +434,7 @@ export class DaxLayer {
     }
     const folio = tree.chunks.get(c)!.folio
     if (folio) this.table.mapInsert(pfn0)
-    else for (let k = 0; k < PMD_PAGES; k++) this.table.mapInsert(pfn0 + k)
+    else this.#rangeEvent('mapInsert', pfn0, PMD_PAGES)
     m.pmd.set(c, { pfn: pfn0, folio })
     for (let k = 0; k < PMD_PAGES; k++) ptes[jb + k] = pfn0 + k
     this.table.bump('faults')
@@ -339,6 +445,18 @@ export class DaxLayer {
   }
 
   #anyPoison(): boolean { return this.dev.region.info.badblocks.length > 0 }
+
+  /**
+   * A DAX event on [pfn, pfn+n): one range call of the page table (checked
+   * equal to n single calls, test/dax.test.ts), or n single calls on a strict
+   * table, where a failing range is rolled back whole rather than stopping
+   * at the failing page.
+   */
+  #rangeEvent(ev: 'entryInsert' | 'mapInsert' | 'zap', pfn: number, n: number): void {
+    const t = this.table
+    if (!t.strict || n === 1) { t[ev](pfn, n); return }
+    for (let k = 0; k < n; k++) t[ev](pfn + k)
+  }
 
   /** makeFolio, or reuse an idle, unassociated order-9 folio left from an earlier life of the blocks. */
   #makeFolio(head: number): boolean {
@@ -400,52 +518,64 @@ export class DaxLayer {
    * Returns the number of ptes cleared.
    */
   #zapMapping(m: DaxMapping, j0: number, j1: number): number {
-    if (m.pmd.size > 0) {
-      for (const c of m.pmd.keys()) {
+    const pmd = m.pmd
+    if (pmd.size > 0) {
+      for (const c of pmd.keys()) {
         const cj0 = c * PMD_PAGES - m.firstIndex
         const cj1 = cj0 + PMD_PAGES
         if (cj0 < j1 && cj1 > j0) { j0 = Math.min(j0, cj0); j1 = Math.max(j1, cj1) }
       }
     }
     const ptes = m.ptes
-    const cleared: number[] = []
-    for (let j = j0; j < j1; j++) {
-      const p = ptes[j]!
-      if (p !== PTE_NONE) { Atomics.store(ptes, j, PTE_NONE); cleared.push(j, p) }
-    }
-    if (cleared.length === 0) return 0
-    // Counters after every pte is gone: a racing gup-fast either pinned
-    // before (and the layout break waits for it) or sees PTE_NONE.
+    const first = m.firstIndex
+    // Clear every pte first; the counters follow, once every pte is gone: a
+    // racing gup-fast either pinned before (and the layout break waits for
+    // it) or sees PTE_NONE. `work` records, in pte order, runs of PTEs with
+    // contiguous pfns (pfn, n) and PMDs (-1 - chunk, 0), each PMD once.
+    const work: number[] = []
+    let cleared = 0
     let runPfn = -1
     let runLen = 0
     let lastJ = -2
-    const done = new Set<number>()
-    const flush = (): void => {
-      for (let k = 0; k < runLen; k++) this.table.zap(runPfn + k)
-      runLen = 0
-    }
-    for (let i = 0; i < cleared.length; i += 2) {
-      const j = cleared[i]!
-      const p = cleared[i + 1]!
-      const c = Math.floor((m.firstIndex + j) / PMD_PAGES)
-      const pm = m.pmd.get(c)
-      if (pm) {
-        flush()
-        if (!done.has(c)) {
-          done.add(c)
-          if (pm.folio) this.table.zap(pm.pfn)
-          else for (let k = 0; k < PMD_PAGES; k++) this.table.zap(pm.pfn + k)
+    let curC = -1
+    let curPmd = false
+    for (let j = j0; j < j1; j++) {
+      const p = ptes[j]!
+      if (p === PTE_NONE) continue
+      Atomics.store(ptes, j, PTE_NONE)
+      cleared++
+      if (pmd.size > 0) {
+        const c = Math.floor((first + j) / PMD_PAGES)
+        if (c !== curC) {
+          curC = c
+          curPmd = pmd.has(c)
+          if (curPmd) {
+            if (runLen > 0) { work.push(runPfn, runLen); runLen = 0 }
+            work.push(-1 - c, 0)
+          }
         }
-        lastJ = -2
-        continue
+        if (curPmd) { lastJ = -2; continue }
       }
       if (runLen > 0 && j === lastJ + 1 && p === runPfn + runLen) runLen++
-      else { flush(); runPfn = p; runLen = 1 }
+      else {
+        if (runLen > 0) work.push(runPfn, runLen)
+        runPfn = p
+        runLen = 1
+      }
       lastJ = j
     }
-    flush()
-    for (const c of done) m.pmd.delete(c)
-    return cleared.length / 2
+    if (cleared === 0) return 0
+    if (runLen > 0) work.push(runPfn, runLen)
+    for (let i = 0; i < work.length; i += 2) {
+      const w = work[i]!
+      if (w >= 0) { this.#rangeEvent('zap', w, work[i + 1]!); continue }
+      const c = -1 - w
+      const pm = pmd.get(c)!
+      if (pm.folio) this.table.zap(pm.pfn)
+      else this.#rangeEvent('zap', pm.pfn, PMD_PAGES)
+      pmd.delete(c)
+    }
+    return cleared
   }
 
   /** [first, end) of the file widened to whole chunks where a folio entry or a PMD mapping covers an edge. */
@@ -599,33 +729,75 @@ export class DaxLayer {
     this.table.bump(opts.reason === 'punch-hole' ? 'punchHoles' : 'truncates')
     const node = file.node
     const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
-    for (;;) {
-      const tree = this.trees.get(node.ino)
-      let [wf, we] = [first, end]
-      if (tree) {
-        [wf, we] = this.#widen(tree, first, end)
-        this.#zapFile(tree, first, end)
-      }
-      const runs = this.#busyRuns(node, wf, we)
-      if (runs.length === 0) return
-      for (const r of runs) {
-        const remaining = deadline === Infinity ? undefined : Math.max(0, deadline - performance.now())
-        try {
-          await this.table.waitIdle(r.pfn, r.count, { signal: opts.signal, timeoutMs: remaining })
-        } catch (e) {
-          if (isPmemuError(e, 'ETIMEDOUT')) {
-            throw pmemError('ETIMEDOUT', syscall,
-              `file pages [${first}, ${end}) still busy after ${opts.timeoutMs} ms (${this.model.busy} rule of the ${this.model.name} model, pfn ${String(e.pfn)}); nothing was changed`,
-              { path: file.path, pfn: e.pfn, cause: e })
-          }
-          if (isPmemuError(e, 'ABORT_ERR')) throw new PmemuAbortError(syscall, { path: file.path, cause: opts.signal?.reason })
-          throw e
+    // A fault in the range during the wait (a view, a DMA slow path) maps a
+    // page again. Linux blocks such faults on the invalidate lock; here they
+    // cannot block, so the fault kicks the wait instead (#kickBreakers): the
+    // loop zaps again and waits again. Without the kick an upstream wait on
+    // a page refaulted before its unpin never ends (the unpin leaves the map
+    // ref: no 1->0 transition, no wake-up).
+    const entry: Breaker = { first, end, kick: undefined }
+    let set = this.#breakers.get(node.ino)
+    if (!set) { set = new Set(); this.#breakers.set(node.ino, set) }
+    set.add(entry)
+    try {
+      for (;;) {
+        const tree = this.trees.get(node.ino)
+        let [wf, we] = [first, end]
+        if (tree) {
+          [wf, we] = this.#widen(tree, first, end)
+          this.#zapFile(tree, first, end)
         }
-        this.#assertUsable(syscall, file.path)
+        entry.first = wf
+        entry.end = we
+        const runs = this.#busyRuns(node, wf, we)
+        if (runs.length === 0) return
+        for (const r of runs) {
+          const remaining = deadline === Infinity ? undefined : Math.max(0, deadline - performance.now())
+          const kick = new AbortController()
+          const user = opts.signal
+          const onUser = (): void => kick.abort(user?.reason)
+          if (user?.aborted) onUser()
+          else user?.addEventListener('abort', onUser, { once: true })
+          entry.kick = kick
+          let kicked = false
+          try {
+            await this.table.waitIdle(r.pfn, r.count, { signal: kick.signal, timeoutMs: remaining })
+          } catch (e) {
+            if (isPmemuError(e, 'ABORT_ERR') && !user?.aborted) {
+              kicked = true
+            } else {
+              if (isPmemuError(e, 'ETIMEDOUT')) {
+                throw pmemError('ETIMEDOUT', syscall,
+                  `file pages [${first}, ${end}) still busy after ${opts.timeoutMs} ms (${this.model.busy} rule of the ${this.model.name} model, pfn ${String(e.pfn)}); nothing was changed`,
+                  { path: file.path, pfn: e.pfn, cause: e })
+              }
+              if (isPmemuError(e, 'ABORT_ERR')) throw new PmemuAbortError(syscall, { path: file.path, cause: user?.reason })
+              throw e
+            }
+          } finally {
+            entry.kick = undefined
+            user?.removeEventListener('abort', onUser)
+          }
+          this.#assertUsable(syscall, file.path)
+          if (kicked) break // a page of the range was faulted in again: zap it and look again
+        }
+        // We awaited: faults or pins may have happened meanwhile. Go round
+        // again; a pass that does not need to wait runs without yielding.
       }
-      // We awaited: faults or pins may have happened meanwhile. Go round
-      // again; a pass that does not need to wait runs without yielding.
+    } finally {
+      set.delete(entry)
+      if (set.size === 0 && this.#breakers.get(node.ino) === set) this.#breakers.delete(node.ino)
     }
+  }
+
+  /** A fault mapped (or tried to map) file pages [first, end) of `ino`: wake the layout breaks waiting on a range that overlaps. */
+  #kickBreakers(ino: number, first: number, end: number): void {
+    const set = this.#breakers.get(ino)
+    if (!set) return
+    // a PMD fault maps the whole chunk around the faulting page
+    first -= first % PMD_PAGES
+    end += (PMD_PAGES - (end % PMD_PAGES)) % PMD_PAGES
+    for (const b of set) if (b.kick && first < b.end && end > b.first) b.kick.abort()
   }
 
   // ------------------------------------------------------------------ device events

@@ -109,11 +109,15 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
   }
 
   #range(op: string, offset: number, length: number): [number, number] {
+    this.#check(op, offset, length)
+    return [offset, length]
+  }
+
+  #check(op: string, offset: number, length: number): void {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 ||
         offset + length > this.pages * this.pageSize) {
       throw pmemError('EINVAL', op, `range [${String(offset)}, +${String(length)}) is outside the ${this.pages * this.pageSize}-byte mapping`, { path: this.path, offset: typeof offset === 'number' ? offset : undefined })
     }
-    return [offset, length]
   }
 
   /**
@@ -126,12 +130,27 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
    */
   view(offset: number, length: number): Uint8Array {
     this.assertLive('view')
-    const [off, len] = this.#range('view', offset, length)
-    if (len === 0) return new Uint8Array(0)
-    const segs = this.#segments('view', off, len)
+    this.#check('view', offset, length)
+    if (length === 0) return new Uint8Array(0)
+    const ps = this.pageSize
+    const j0 = Math.floor(offset / ps)
+    const j1 = Math.ceil((offset + length) / ps)
+    this.#layer.faultRange(this, j0, j1, this.writable, 'cpu', 'view')
+    // The common case without building segments: one contiguous run of pfns in one window.
+    const ptes = this.ptes
+    const pfn = ptes[j0]!
+    if (pfn !== PTE_NONE) {
+      let j = j0 + 1
+      while (j < j1 && ptes[j] === pfn + (j - j0)) j++
+      const start = pfn * ps + (offset - j0 * ps)
+      if (j === j1 && Math.floor(start / WINDOW_BYTES) === Math.floor((start + length - 1) / WINDOW_BYTES)) {
+        return this.#layer.dev.view(start, length)
+      }
+    }
+    const segs = this.#collect(offset, length, j0, j1)
     if (segs.length !== 1) {
-      throw pmemError('EINVAL', 'view', `[${off}, +${len}) of the mapping is backed by ${segs.length} discontiguous runs ` +
-        '(separate extents, holes, or a region window boundary): use views(offset, length) for the segments', { path: this.path, offset: off, length: len })
+      throw pmemError('EINVAL', 'view', `[${offset}, +${length}) of the mapping is backed by ${segs.length} discontiguous runs ` +
+        '(separate extents, holes, or a region window boundary): use views(offset, length) for the segments', { path: this.path, offset, length })
     }
     return segs[0]!.bytes
   }
@@ -149,6 +168,12 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     const j0 = Math.floor(off / ps)
     const j1 = Math.ceil((off + len) / ps)
     this.#layer.faultRange(this, j0, j1, this.writable, 'cpu', op)
+    return this.#collect(off, len, j0, j1)
+  }
+
+  /** The segments of [off, off+len) (pages [j0, j1), already faulted). */
+  #collect(off: number, len: number, j0: number, j1: number): ViewSegment[] {
+    const ps = this.pageSize
     const out: ViewSegment[] = []
     const ptes = this.ptes
     const dev = this.#layer.dev
