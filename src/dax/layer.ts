@@ -134,14 +134,9 @@ export class DaxLayer {
       unbind: () => this.#unbind(),
       dead: reason => this.#deviceDead(reason),
     }))
-    // No unmount seam in src/fs: wrap the instance's _unmountSync (unmount() and fsck's repair call it).
-    const f = fs as unknown as { _unmountSync: () => void }
-    const orig = f._unmountSync
-    f._unmountSync = () => {
-      if (!fs.isUnmounted) this.#teardown()
-      orig.call(fs)
-    }
-    this.#undo.push(() => { f._unmountSync = orig })
+    // Unmount (and fsck's repair unmount) tears every mapping down first.
+    fs.setBeforeUnmount(() => this.#teardown())
+    this.#undo.push(() => fs.setBeforeUnmount(undefined))
   }
 
   get model(): PageTable['model'] { return this.table.model }

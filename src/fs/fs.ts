@@ -443,6 +443,7 @@ export class PmemFs {
   private layoutBreaker: LayoutBreaker | undefined
   private onFree: OnFree | undefined
   private ioHooks: IoHooks = {}
+  private beforeUnmount: (() => void) | undefined
   /** @internal */ _mmapFactory: MmapFactory | undefined
 
   private constructor(dev: FsDevice, sb: Superblock, opts: MountOptions) {
@@ -467,6 +468,12 @@ export class PmemFs {
   setOnFree(fn: OnFree | undefined): void { this.onFree = fn }
   setMmapFactory(fn: MmapFactory | undefined): void { this._mmapFactory = fn }
   setIoHooks(hooks: IoHooks | undefined): void { this.ioHooks = hooks ?? {} }
+  /**
+   * Called at the start of unmount (and of fsck's repair unmount), before
+   * files are closed and orphans released: the DAX layer unmaps everything
+   * here so no mapping outlives the blocks it maps.
+   */
+  setBeforeUnmount(fn: (() => void) | undefined): void { this.beforeUnmount = fn }
 
   get label(): string { return this.sb.label }
   get uuid(): string { return formatUuid(this.sb.uuid) }
@@ -1373,6 +1380,7 @@ export class PmemFs {
   /** @internal */
   _unmountSync(): void {
     if (this.unmounted) throw pmemError('EINVAL', 'umount', 'file system is not mounted')
+    this.beforeUnmount?.()
     const wasDead = this.dead
     for (const f of [...this.files]) {
       if (!f.isClosed) { try { f._forceClose() } catch { /* dead fs */ } }
