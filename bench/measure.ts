@@ -61,6 +61,31 @@ export function timeC(call: () => number, ops: number, budget: Budget): number {
   return best
 }
 
+let siteSerial = 0
+
+/**
+ * A private copy of a timed-loop factory, so that the loop's call sites have
+ * feedback of their own. `make` must be closed (it sees only its arguments).
+ *
+ * Why: the loop closures of a benchmark's run() are created at the same
+ * source position for every model, so V8 gives them ONE feedback vector. A
+ * `pages.get(pfn)` in that loop sees the legacy table's function first, then
+ * dax-gup's, then upstream's (each table compiles its own hot paths,
+ * src/page/hot.ts): from the second model on the call is no longer inlined
+ * and the figure depends on the order the models ran in, not on the model.
+ * Recompiling the factory per run gives each model what a program with one
+ * device sees. (A call site that really does alternate between tables pays
+ * a non-inlined call: see docs/benchmarks.md.)
+ */
+export function ownSite<F extends (...a: any[]) => () => void>(make: F): F {
+  try {
+    // `__name`: tsx/esbuild (keepNames) may wrap named functions in it; identity here.
+    return new Function('__name', `// bench call site #${++siteSerial}\n'use strict'\nreturn (${make.toString()})`)((f: unknown) => f) as F
+  } catch {
+    return make // code generation from strings disabled: shared feedback, still correct
+  }
+}
+
 /** Wall-clock ms of an async action (performance.now). */
 export async function timeMs(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now()

@@ -21,6 +21,7 @@ import {
   type RefcountModel, type PageEvent,
 } from './models.js'
 import { WA, instantiate, loadModule, waitAsync, type PagesExports, type WasmMemory, type WasmModule } from './wasm.js'
+import { hotPaths } from './hot.js'
 
 /** One broken invariant (SPEC §3), with where and how. */
 export interface Violation {
@@ -101,6 +102,8 @@ const EV_GET = EV.get
 const EV_PUT = EV.put
 const EV_PIN = EV.pin
 const EV_UNPIN = EV.unpin
+/** The methods compiled per instance (src/page/hot.ts); fixed order, so every table gets the same hidden class. */
+const HOT_NAMES = ['get', 'put', 'pin', 'unpin', 'getPut', 'pinRange', 'unpinRange', 'getRange', 'putRange', 'maybeDmaPinned'] as const
 
 /**
  * The struct page array of one region, with one refcount model.
@@ -154,6 +157,23 @@ export class PageTable {
     this.#apply = x.apply
     this.#finish = x.finish
     this.#rangeFn = x.range
+    // This instance's own copy of the hot paths (src/page/hot.ts): own
+    // properties shadowing the prototype methods below, so that each call
+    // site into wasm sees one target however many tables the process has.
+    const hot = hotPaths({
+      x, pageCount: this.pageCount, ev: { get: EV_GET, put: EV_PUT, pin: EV_PIN, unpin: EV_UNPIN },
+      badPfn: (op, pfn) => this.#badPfn(op, pfn),
+      checkRange: (op, pfn, count) => this.#checkRange(op, pfn, count),
+      finishHot: (code, ev, op, pfn) => this.#finishHot(code, ev, op, pfn),
+      violated: (status, op, pfn) => this.#violated(status, op, pfn),
+      longterm: pfn => this.#longterm(pfn),
+    })
+    // Own properties, not a per-instance prototype: every table keeps one
+    // hidden class, so the other paths (DAX layer, private fields) stay
+    // monomorphic however many tables exist.
+    if (hot) {
+      for (const k of HOT_NAMES) Object.defineProperty(this, k, { value: hot[k], writable: true, configurable: true, enumerable: false })
+    }
   }
 
   /** Allocate and initialise a side table for `pageCount` pages (every record idle). */
@@ -258,6 +278,9 @@ export class PageTable {
   }
 
   // --- low-level paths (dev.pages) ----------------------------------------------
+  // Each table shadows these methods with its own compiled copy (src/page/hot.ts,
+  // same behaviour; keep the two in step). These serve where code generation
+  // from strings is disabled.
 
   /** Plain get (FOLL_GET): +1 ref (legacy: transient pgmap ref during the walk; dax-gup: 0->1 takes the pgmap ref). */
   get(pfn: number): void {
