@@ -8,13 +8,18 @@
  * those cache lines the preallocated segment still holds zeros there: recovery
  * sees the end of the log and the last acknowledged record is gone.
  *
- * The crash loop finds it, and prints the seed and keep mode that reproduce it:
+ * `forEachCrash` finds it and names the seed, crash point and keep mode of
+ * every failing run; `replayCrash` re-runs one of them and loses the same
+ * record again:
  *
- *     node dist/examples/wal-bad.js [seeds]
+ *     npx tsx examples/wal-bad.ts [seeds]      # from source
+ *     node dist/examples/wal-bad.js [seeds]    # after npm run build
  */
 import { pathToFileURL } from 'node:url'
-import { crashLoop, type CrashLoopOptions, type CrashLoopReport } from './crash-loop.js'
-import { Wal, walVerify, walWorkload } from './wal.js'
+import {
+  forEachCrash, replayCrash, type CrashFailure, type ForEachCrashOptions, type ForEachCrashResult, type Keep,
+} from '../src/index.js'
+import { KEEP_MODES, WAL_CRASH_OPTIONS, WAL_RECORDS, Wal, walVerify, walWorkload } from './wal.js'
 
 /** The buggy log: sync, then write, then acknowledge — the last record is never persisted before its ack. */
 export class BadWal extends Wal {
@@ -24,25 +29,52 @@ export class BadWal extends Wal {
   }
 }
 
-/** Run the buggy log through the crash loop. Expect failures: acknowledged records lost. */
-export async function runBadWal(opts: CrashLoopOptions = {}): Promise<CrashLoopReport> {
-  return crashLoop(walWorkload(BadWal), walVerify(BadWal), opts)
+export const badWorkload = walWorkload(BadWal)
+export const badVerify = walVerify(BadWal)
+
+/** Run the buggy log under forEachCrash (every keep mode unless `opts.keep` says otherwise). Expect failures: acknowledged records lost. */
+export async function runBadWal(opts: ForEachCrashOptions = {}): Promise<ForEachCrashResult> {
+  return forEachCrash(badWorkload, badVerify, { ...WAL_CRASH_OPTIONS, ...opts })
 }
+
+/**
+ * Re-run one failing crash from its seed, point and keep mode (a failure
+ * object as forEachCrash reported it): resolves with the same failure again,
+ * or undefined if it passed. Without `point` the seed picks its random moment.
+ */
+export async function replayBadWal(failure: { seed: number; point?: string; keep: Keep }): Promise<CrashFailure | undefined> {
+  const { seed, point, keep } = failure
+  return replayCrash(badWorkload, badVerify, { size: WAL_CRASH_OPTIONS.size, seed, keep, ...(point !== undefined ? { point } : {}) })
+}
+
+const problemOf = (f: CrashFailure): string => (f.error instanceof Error ? f.error.message : String(f.error))
 
 async function main(): Promise<void> {
   const seeds = Number(process.argv[2] ?? 20)
-  const report = await runBadWal({ seeds })
-  const bySeed = new Map<string, string>()
-  for (const f of report.failures) bySeed.set(`seed ${f.seed} keep ${f.keep}`, f.problem)
-  console.log(`wal-bad: ${report.runs} crash runs, ${bySeed.size} lost acknowledged data`)
-  for (const [where, problem] of [...bySeed].slice(0, 10)) console.log(`  ${where}: ${problem}`)
-  const first = report.failures[0]
-  if (first) {
-    console.log(`reproduce: crashLoop(walWorkload(BadWal), walVerify(BadWal), { seeds: [${first.seed}], keep: '${first.keep}' })`)
-  } else {
-    console.log('wal-bad: the bug was not caught — try more seeds')
+  const started = performance.now()
+  const r = await runBadWal({ seeds })
+  const ms = Math.round(performance.now() - started)
+  console.log(`wal-bad: workload appends ${WAL_RECORDS} records (${r.persists} persists, ${r.crashPoints} journal crash points)`)
+  console.log(`wal-bad: ${r.runs} crash runs = (${r.crashPoints} crash points + ${seeds} seeds) x ${KEEP_MODES.length} keep modes (${KEEP_MODES.join('/')}), ${ms} ms`)
+  const first = r.firstFailure
+  if (!first) {
+    console.log('wal-bad: 0 failed runs: the bug was not caught — try more seeds')
     process.exitCode = 1
+    return
   }
+  const byKeep = KEEP_MODES.map(k => `${r.failures.filter(f => f.keep === k).length} with keep '${k}'`).join(', ')
+  console.log(`wal-bad: ${r.failures.length} of ${r.runs} crash runs lost acknowledged records (${byKeep})`)
+  // a few of each kind: journal crash points, then seeded random moments
+  const shown = [
+    ...r.failures.filter(f => f.at.kind === 'crash-point').slice(0, 3),
+    ...r.failures.filter(f => f.at.kind !== 'crash-point').slice(0, 3),
+  ]
+  for (const f of shown) console.log(`  ${f.message}`)
+  if (r.failures.length > shown.length) console.log(`  ... and ${r.failures.length - shown.length} more failed runs`)
+  const again = await replayBadWal(first)
+  const same = again !== undefined && problemOf(again) === problemOf(first)
+  console.log(`wal-bad: replayCrash({ seed: ${first.seed}, point: '${first.point}', keep: '${first.keep}' }) ${same ? 'reproduces it' : 'did NOT reproduce it'}: ${again ? problemOf(again) : 'passed'}`)
+  if (!same) process.exitCode = 1
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main()

@@ -1,33 +1,43 @@
 /**
  * Example: a write-ahead log that survives power loss.
  *
- * `GoodWal` (the `Wal` of wal.ts) acknowledges an append only after the record
- * is written and fsynced. The crash loop runs the workload on a fresh
- * crash-shadowed device for many seeds and every `keep` mode, cuts the power,
- * remounts and recovers: no acknowledged record is ever lost.
+ * `GoodWal` (the `Wal` of wal.ts) acknowledges an append only after the
+ * record is written and fsynced. `forEachCrash` runs the workload of wal.ts
+ * (20 appends through `toNodeFs`) and cuts the power at every journal crash
+ * point it passes and at seeded random moments, under every `keep` mode; after
+ * each crash it remounts, and `walVerify` recovers the log: no acknowledged
+ * record is ever lost.
  *
- *     node dist/examples/wal-good.js [seeds]
+ *     npx tsx examples/wal-good.ts [seeds]      # from source
+ *     node dist/examples/wal-good.js [seeds]    # after npm run build
  */
 import { pathToFileURL } from 'node:url'
-import { crashLoop, type CrashLoopOptions, type CrashLoopReport } from './crash-loop.js'
-import { Wal, walVerify, walWorkload } from './wal.js'
+import { forEachCrash, type ForEachCrashOptions, type ForEachCrashResult } from '../src/index.js'
+import { KEEP_MODES, WAL_CRASH_OPTIONS, WAL_RECORDS, Wal, walVerify, walWorkload } from './wal.js'
 
 /** The correct log: append = write + fsync, then acknowledge. */
 export class GoodWal extends Wal {}
 
-/** Run the good log through the crash loop. Expect `failures` to be empty. */
-export async function runGoodWal(opts: CrashLoopOptions = {}): Promise<CrashLoopReport> {
-  return crashLoop(walWorkload(GoodWal), walVerify(GoodWal), opts)
+export const goodWorkload = walWorkload(GoodWal)
+export const goodVerify = walVerify(GoodWal)
+
+/** Run the good log under forEachCrash (every keep mode unless `opts.keep` says otherwise). Expect `ok`. */
+export async function runGoodWal(opts: ForEachCrashOptions = {}): Promise<ForEachCrashResult> {
+  return forEachCrash(goodWorkload, goodVerify, { ...WAL_CRASH_OPTIONS, ...opts })
 }
 
 async function main(): Promise<void> {
   const seeds = Number(process.argv[2] ?? 50)
-  const report = await runGoodWal({ seeds })
-  console.log(`wal-good: ${report.runs} crash runs (${seeds} seeds x keep none/all/random)`)
-  if (report.failures.length === 0) {
-    console.log('wal-good: every acknowledged record survived every crash')
+  const started = performance.now()
+  const r = await runGoodWal({ seeds })
+  const ms = Math.round(performance.now() - started)
+  console.log(`wal-good: workload appends ${WAL_RECORDS} records (${r.persists} persists, ${r.crashPoints} journal crash points)`)
+  console.log(`wal-good: ${r.runs} crash runs = (${r.crashPoints} crash points + ${seeds} seeds) x ${KEEP_MODES.length} keep modes (${KEEP_MODES.join('/')}), ${ms} ms`)
+  if (r.ok) {
+    console.log(`wal-good: 0 failed runs: every acknowledged record survived every crash`)
   } else {
-    for (const f of report.failures) console.log(`  seed ${f.seed} keep ${f.keep}: ${f.problem}`)
+    console.log(`wal-good: ${r.failures.length} failed runs`)
+    for (const f of r.failures.slice(0, 10)) console.log(`  ${f.message}`)
     process.exitCode = 1
   }
 }

@@ -18,10 +18,7 @@
  * leaves zeros where the record should be after a crash.
  */
 import { Buffer } from 'node:buffer'
-import { crc32c } from '../src/fs/index.js'
-import { toNodeFs } from '../src/adapters/index.js'
-import type { VerifyContext, WorkloadContext } from './crash-loop.js'
-import { rng } from './crash-loop.js'
+import { crc32c, toNodeFs, type ForEachCrashOptions, type Keep, type Verify, type Workload } from '../src/index.js'
 
 /** The part of `node:fs/promises` the log needs (real fs, or `toNodeFs(pmemFs)`). */
 export interface WalFs {
@@ -143,47 +140,76 @@ export class Wal {
 
 // ---------------------------------------------------------------- the crash scenario
 
-/** What the workload acknowledged before the power cut. */
+/** The three `keep` modes: every example run crosses them with every crash moment. */
+export const KEEP_MODES: Keep[] = ['none', 'all', 'random']
+
+/** forEachCrash options the examples and their tests share: every keep mode, a small device. */
+export const WAL_CRASH_OPTIONS: ForEachCrashOptions = { keep: KEEP_MODES, size: '4MiB' }
+
+/**
+ * What the workload was told before the power went out, kept in forEachCrash's
+ * per-run `state`: the records whose `append` resolved, and the one being
+ * appended when the crash hit (it may or may not be recovered).
+ */
 export interface WalState { acked: string[]; inFlight: string | null }
 
 export type WalClass = (new (fh: WalHandle, tail: number, recovered: Buffer[]) => Wal) & { open: typeof Wal.open }
 
+/** The records the workload appends: `count` payloads of 1..1200 bytes, fixed by `seed` (forEachCrash needs the same calls every run). */
+export function walPayloads(count = WAL_RECORDS, seed = 1): string[] {
+  let x = (seed * 2654435761) >>> 0 || 1
+  const rand = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x1_0000_0000 }
+  return Array.from({ length: count }, (_, i) =>
+    `record ${i} `.padEnd(1 + Math.floor(rand() * 1200), String.fromCharCode(97 + (i % 26))))
+}
+
+/** Records per workload: enough (about 12 KiB) to fill most of the first segment. */
+export const WAL_RECORDS = 20
+
 /**
- * The workload both examples run: append a seeded number of records of seeded
- * sizes through `toNodeFs`, acknowledging each when `append` resolves, then
- * start one more append that the crash interrupts (written, not committed).
+ * The workload both examples run under `forEachCrash`: open the log through
+ * `toNodeFs`, append the payloads one by one and note each in `state.acked`
+ * once `append` resolves (the caller was told it is durable). The crash
+ * can hit anywhere inside; whatever the workload sees from then on (the power
+ * loss, EIO) ends it and is expected.
  */
-export function walWorkload(Log: WalClass): (ctx: WorkloadContext) => Promise<WalState> {
-  return async ({ fs, seed }) => {
-    const nodeFs = toNodeFs(fs)
-    const wal = await Log.open(nodeFs, '/wal.log')
-    const rand = rng(seed)
-    const count = 3 + Math.floor(rand() * 12)
-    const acked: string[] = []
-    for (let i = 0; i < count; i++) {
-      const payload = `seed ${seed} record ${i} `.padEnd(1 + Math.floor(rand() * 300), String.fromCharCode(97 + (i % 26)))
+export function walWorkload(Log: WalClass, payloads: string[] = walPayloads()): Workload {
+  return async ({ fs, state }) => {
+    const s = state as unknown as WalState
+    s.acked = []
+    s.inFlight = null
+    const wal = await Log.open(toNodeFs(fs), '/wal.log')
+    for (const payload of payloads) {
+      s.inFlight = payload
       await wal.append(Buffer.from(payload))
-      acked.push(payload) // acknowledged: the caller was told this record is durable
+      s.acked.push(payload) // acknowledged: this record must survive any crash from now on
+      s.inFlight = null
     }
-    const inFlight = rand() < 0.7 ? `seed ${seed} in-flight`.padEnd(1 + Math.floor(rand() * 300), '!') : null
-    if (inFlight !== null) await wal.write(Buffer.from(inFlight))
-    return { acked, inFlight } // the power goes out here: no close, no unmount
+    await wal.close()
   }
 }
 
-/** After the crash: recover the log and check every acknowledged record is there, in order, and nothing else but the in-flight one. */
-export function walVerify(Log: WalClass): (ctx: VerifyContext<WalState>) => Promise<string[]> {
-  return async ({ fs, state, fsckClean, fsckProblems }) => {
-    const problems: string[] = []
-    if (!fsckClean) problems.push(`fsck not clean: ${fsckProblems.join('; ')}`)
+/**
+ * After the crash (forEachCrash has remounted the fs): recover the log and
+ * check that it holds every acknowledged record, in order, and at most the
+ * one that was in flight after them. Throws with the problems found.
+ */
+export function walVerify(Log: WalClass): Verify {
+  return async ({ fs, state }) => {
+    const { acked = [], inFlight = null } = state as Partial<WalState>
     const wal = await Log.open(toNodeFs(fs), '/wal.log')
     const got = wal.recovered.map(b => b.toString())
     await wal.close()
-    state.acked.forEach((rec, i) => {
-      if (got[i] !== rec) problems.push(`acknowledged record ${i} of ${state.acked.length} lost (recovered ${got.length} records)`)
-    })
-    const extra = got.slice(state.acked.length)
-    if (extra.length > 1 || (extra.length === 1 && extra[0] !== state.inFlight)) problems.push(`unexpected records after the acknowledged ones: ${extra.length}`)
-    return problems
+    const problems: string[] = []
+    const lost = acked.findIndex((rec, i) => got[i] !== rec)
+    if (lost >= 0) {
+      const missing = acked.filter((rec, i) => got[i] !== rec).length
+      problems.push(`acknowledged record ${lost} of ${acked.length} lost (${missing} of ${acked.length} acknowledged records missing, ${got.length} records recovered)`)
+    }
+    const extra = got.slice(acked.length)
+    if (lost < 0 && (extra.length > 1 || (extra.length === 1 && extra[0] !== inFlight))) {
+      problems.push(`${extra.length} unexpected records after the ${acked.length} acknowledged ones`)
+    }
+    if (problems.length > 0) throw new Error(problems.join('; '))
   }
 }

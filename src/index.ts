@@ -50,4 +50,6 @@ export type { PmemNodeFs, RandomAccessPmemOptions } from './adapters/index.js'
 export { PmemuError, PmemuAbortError, pmemError, isPmemuError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export { parseSize, formatBytes } from './util/size.js'
+/** CRC-32C (Castagnoli), as the fs checksums its metadata: handy for logs and records built on pmemu. */
+export { crc32c } from './util/crc32c.js'
 export type { Size } from './util/size.js'

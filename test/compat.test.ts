@@ -3,7 +3,7 @@
  *  1. the same cases against real `node:fs/promises` on a temp dir and against
  *     `toNodeFs` over a pmemu fs, comparing results and error fields;
  *  2. random-access-storage's expectations against RandomAccessPmem;
- *  3. the WAL examples through the crash loop.
+ *  3. the WAL examples under forEachCrash / replayCrash.
  */
 import t from 'tap'
 import { Buffer } from 'node:buffer'
@@ -16,8 +16,10 @@ import { openDevice } from '../src/region/index.js'
 import { mkfs, mount, type PmemFs } from '../src/fs/index.js'
 import { PmemuError } from '../src/errors.js'
 import { toNodeFs, RandomAccessPmem, type RandomAccessPmemOptions } from '../src/adapters/index.js'
+import { forEachCrash } from '../src/faults/index.js'
 import { runGoodWal } from '../examples/wal-good.js'
-import { runBadWal } from '../examples/wal-bad.js'
+import { runBadWal, replayBadWal } from '../examples/wal-bad.js'
+import { KEEP_MODES } from '../examples/wal.js'
 
 type Dev = Awaited<ReturnType<typeof openDevice>>
 // The cases are written once against this loose shape; both implementations satisfy it.
@@ -598,21 +600,55 @@ t.test('RandomAccessPmem: random-access-storage expectations', async t => {
 
 // ------------------------------------------------------------------ 3. the WAL examples
 
-const SEEDS = Number(process.env.PMEMU_COMPAT_SEEDS ?? 25)
+// Random-moment seeds per keep mode, and journal crash points per keep mode (spread
+// evenly over the ~180 the workload passes; the examples run all of them). ~6 ms a run.
+const SEEDS = Number(process.env.PMEMU_COMPAT_SEEDS ?? 20)
+const CRASH_POINTS = Number(process.env.PMEMU_COMPAT_CRASH_POINTS ?? 40)
 
-t.test('examples/wal-good: no acknowledged record lost over seeds x keep modes', async t => {
-  const report = await runGoodWal({ seeds: SEEDS })
-  t.equal(report.runs, SEEDS * 3)
-  t.same(report.failures, [], 'zero lost acknowledged records')
+t.test('examples/wal-good: no acknowledged record lost at any crash, seed or keep mode', async t => {
+  const r = await runGoodWal({ seeds: SEEDS, maxCrashPoints: CRASH_POINTS })
+  t.ok(r.crashPoints >= 20 * 8, `the workload passes ${r.crashPoints} journal crash points`)
+  t.equal(r.runs, (Math.min(CRASH_POINTS, r.crashPoints) + SEEDS) * KEEP_MODES.length, 'runs = (crash points + seeds) x keep none/all/random')
+  t.same(r.failures.map(f => f.message), [], '0 failed runs: every acknowledged record survived')
+  t.ok(r.ok)
 })
 
-t.test('examples/wal-bad: the missing fsync is caught', async t => {
-  const report = await runBadWal({ seeds: SEEDS })
-  t.ok(report.failures.length > 0, `lost acknowledged records detected (${report.failures.length} runs)`)
-  t.ok(report.failures.some(f => f.keep === 'none'), 'keep none loses the last acknowledged record')
-  t.notOk(report.failures.some(f => f.keep === 'all'), 'keep all loses nothing')
-  t.ok(report.failures.every(f => /acknowledged record \d+ of \d+ lost/.test(f.problem)))
-  const first = report.failures[0]!
-  const again = await runBadWal({ seeds: [first.seed], keep: first.keep })
-  t.same(again.failures, report.failures.filter(f => f.seed === first.seed && f.keep === first.keep), 'a seed reproduces its failure')
+t.test('examples/wal-bad: the misplaced fsync loses acknowledged records, and replayCrash reproduces it', async t => {
+  const r = await runBadWal({ seeds: SEEDS, maxCrashPoints: CRASH_POINTS })
+  t.notOk(r.ok)
+  t.ok(r.failures.length > 0, `${r.failures.length} of ${r.runs} runs lost acknowledged records`)
+  t.ok(r.failures.some(f => f.keep === 'none'), 'keep none loses the last acknowledged record')
+  t.notOk(r.failures.some(f => f.keep === 'all'), 'keep all loses nothing (every store was made before the power went)')
+  for (const f of r.failures) {
+    t.equal(f.phase, 'verify', `${f.point} keep ${f.keep}: found by verify`)
+    t.match((f.error as Error).message, /^acknowledged record \d+ of \d+ lost/)
+    t.match(f.message, new RegExp(`seed ${f.seed}, point '${f.point}', keep '${f.keep}'`), 'the message names seed, point and keep')
+  }
+  // every failure is a function of its (seed, point, keep): replay the first and one of each keep mode
+  const picks = [r.firstFailure!, ...KEEP_MODES.map(k => r.failures.find(f => f.keep === k)).filter(f => f !== undefined)]
+  for (const f of picks) {
+    const again = await replayBadWal(f)
+    t.ok(again, `replayCrash seed ${f.seed} ${f.point} keep ${f.keep} fails again`)
+    t.equal(again?.phase, f.phase)
+    t.equal(again?.point, f.point)
+    t.equal((again?.error as Error | undefined)?.message, (f.error as Error).message, 'with the same problem')
+  }
+  // the point can be left out: a random-moment seed picks the same moment again
+  const random = r.failures.find(f => !f.point.startsWith('crash-point:'))
+  if (random) {
+    const bySeed = await replayBadWal({ seed: random.seed, keep: random.keep })
+    t.equal((bySeed?.error as Error | undefined)?.message, (random.error as Error).message, `seed ${random.seed} alone reproduces ${random.point}`)
+  }
+})
+
+t.test('forEachCrash + toNodeFs: EIO after the power loss (a Node-style error) is expected, not a failure', async t => {
+  const r = await forEachCrash(async ({ fs }) => {
+    const nfs = toNodeFs(fs)
+    const fh = await nfs.open('/x', 'w+')
+    try {
+      for (let i = 0; i < 3; i++) { await fh.write(Buffer.alloc(5000, i), 0, 5000, i * 5000); await fh.sync() }
+    } catch { /* code that carries on after a failed write */ }
+    await nfs.writeFile('/y', 'after') // EIO (cause: PmemuError EIO) once the power is gone
+  }, () => undefined, { seeds: 4, size: '4MiB', maxCrashPoints: 6 })
+  t.same(r.failures.map(f => f.message), [])
 })

@@ -161,8 +161,13 @@ interface RunOutcome {
   persists: number
 }
 
-const expectedAfterCrash = (e: unknown): boolean =>
-  e instanceof PowerLoss || isPmemuError(e, 'EIO') || isPmemuError(e, 'ENXIO')
+/** The power loss, EIO or ENXIO — also wrapped as a `cause` (toNodeFs throws Node-style errors whose cause is the PmemuError). */
+const expectedAfterCrash = (e: unknown): boolean => {
+  for (let x = e, depth = 0; x !== null && typeof x === 'object' && depth < 8; x = (x as { cause?: unknown }).cause, depth++) {
+    if (x instanceof PowerLoss || isPmemuError(x, 'EIO') || isPmemuError(x, 'ENXIO')) return true
+  }
+  return false
+}
 
 function describe(at: CrashAt): string {
   if (at.kind === 'crash-point') return `journal crash point ${at.index} (${at.name} of '${at.op}', transaction ${at.seq})`
