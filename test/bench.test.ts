@@ -66,6 +66,9 @@ t.test('the report is well formed', async t => {
   for (const path of ['mkfs', 'mount', 'fsck']) {
     t.match(report.results.find(x => x.path === path), { model: null, unit: 'ms' }, `${path} in ms`)
   }
+  for (const path of ['write-4k', 'read-4k', 'write-1m', 'read-1m']) {
+    t.match(report.results.find(x => x.path === path), { model: null, unit: 'GB/s', c: Number, ratio: Number }, `${path}: GB/s next to memcpy`)
+  }
 })
 
 t.test('the DAX and DMA paths run for every model, with units and targets', async t => {

@@ -1,18 +1,37 @@
 /**
- * mkfs / mount / fsck wall times on the bench region: the public mkfs and
- * mount (src/mount.ts: the file system with DAX and fault injection
- * attached, what users call) and src/fs's fsck.
+ * The file system's own figures (issue 5), on a device of its own in the
+ * scratch directory (1 GiB in a full run, 256 MiB with --quick):
+ *
+ *   mkfs          public mkfs of the whole device (format + mount + DAX and   ms, median
+ *                 fault injection attached)
+ *   mount         public mount of that fs holding N files (journal check,     ms, median
+ *                 superblock, bitmap, inode table; DAX attached)
+ *   fsck          fsck (read-only) of the fs holding N files: every           ms, median
+ *                 structure, bitmap vs extents, reachability, link counts
+ *   write-4k, write-1m   file.write of 4 KiB / 1 MiB pieces over an           GB/s, C = memcpy
+ *                 allocated file (the data path: no allocation, no journal)
+ *   read-4k, read-1m     file.read of the same pieces                         GB/s, C = memcpy
+ *
+ * N = 10 000 files (1 000 with --quick) in 100 directories, 4–32 KiB each.
+ * The C figure of the GB/s paths is the native shim's memcpy between process
+ * memory and the file's own blocks in the region's windows, measured in the
+ * same run right before the JS rounds: ratio = C GB/s / JS GB/s, as for the
+ * other bandwidth results (above 1 = slower than memcpy).
  */
-import type { Device } from '../../src/region/index.js'
-import type { PmemFs } from '../../src/fs/index.js'
-import type { Benchmark, BenchResult } from '../types.js'
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { nativeShim, openDevice, type Device } from '../../src/region/index.js'
+import type { PmemFile, PmemFs } from '../../src/fs/index.js'
+import type { Benchmark, BenchContext, BenchResult } from '../types.js'
 import { FS_LAYER, MOUNT_LAYER, layer, needLayers } from '../layers.js'
-import { median, result } from '../measure.js'
+import { collectGarbage, median, result } from '../measure.js'
 
 export type MountMod = { mkfs(dev: Device, o?: object): Promise<PmemFs>; mount(dev: Device, o?: object): Promise<PmemFs> }
-type FsckMod = { fsck(dev: Device, o?: object): Promise<unknown> }
+type FsckMod = { fsck(dev: Device, o?: object): Promise<{ clean: boolean; problems: unknown[] }> }
 
+const KiB = 1024
 const MiB = 2 ** 20
+const GiB = 2 ** 30
 
 /** ms of an async action (hrtime). */
 export async function msOf(fn: () => Promise<unknown>): Promise<number> {
@@ -21,35 +40,182 @@ export async function msOf(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e6
 }
 
+function fmtBytes(n: number): string {
+  return n >= GiB ? `${n / GiB} GiB` : n >= MiB ? `${n / MiB} MiB` : `${n / KiB} KiB`
+}
+
+/**
+ * Sizes of this benchmark. Full run: the issue's 1 GiB device and 10 000
+ * files. --quick: 256 MiB and 1 000 files (a few seconds). Test budgets
+ * (TINY_BUDGET: 8 MiB truncate, 8 samples) shrink both further.
+ */
+export function fsSizes(ctx: Pick<BenchContext, 'quick' | 'budget'>): { device: number; files: number; ioBytes: number } {
+  if (!ctx.quick) return { device: GiB, files: 10_000, ioBytes: Math.max(MiB, ctx.budget.copyBytes) }
+  return {
+    device: Math.min(256 * MiB, Math.max(32 * MiB, 2 * ctx.budget.truncateBytes)),
+    files: Math.min(1000, Math.max(16, 5 * ctx.budget.samples)),
+    ioBytes: Math.max(MiB, ctx.budget.copyBytes),
+  }
+}
+
+/** Create `files` files in 100 directories (fewer for small counts), 4–32 KiB of data each. */
+async function populate(fs: PmemFs, files: number): Promise<number> {
+  const dirs = Math.max(1, Math.min(100, Math.ceil(files / 100)))
+  for (let d = 0; d < dirs; d++) await fs.mkdir(`/d${d}`)
+  const data = new Uint8Array(32 * KiB)
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff
+  let bytes = 0
+  for (let i = 0; i < files; i++) {
+    const f = await fs.open(`/d${i % dirs}/f${i}`, 'w')
+    const n = 4 * KiB * (1 + (i % 8))
+    f.write(data.subarray(0, n), 0)
+    await f.close()
+    bytes += n
+  }
+  return bytes
+}
+
+/** The region memory of device bytes [off, off+len): one piece per window crossed. */
+function regionSpans(dev: Device, off: number, len: number): Array<{ sab: SharedArrayBuffer; off: number; len: number }> | undefined {
+  const out: Array<{ sab: SharedArrayBuffer; off: number; len: number }> = []
+  for (const w of dev.region.windows) {
+    const s = Math.max(off, w.offset)
+    const e = Math.min(off + len, w.offset + w.length)
+    if (s >= e) continue
+    if (!w.sab) return undefined // the mmap-io backend: no SharedArrayBuffer to hand to C
+    out.push({ sab: w.sab, off: s - w.offset, len: e - s })
+  }
+  return out
+}
+
+/**
+ * C memcpy GB/s between `buf` and the file's blocks (every extent, split at
+ * window edges), `toRegion` or from it; the fastest of `reps` passes of
+ * `rounds` copies each (a C loop has no JIT or GC: its spread is interference).
+ */
+function memcpyGbs(dev: Device, file: PmemFile, buf: SharedArrayBuffer, toRegion: boolean, reps: number, rounds: number): number | undefined {
+  const bs = file.fs.blockSize
+  const spans: Array<{ sab: SharedArrayBuffer; off: number; len: number; bufOff: number }> = []
+  for (const e of file.node.extents()) {
+    const piece = regionSpans(dev, e.p * bs, e.n * bs)
+    if (!piece) return undefined
+    let bufOff = e.l * bs
+    for (const s of piece) {
+      const len = Math.min(s.len, buf.byteLength - bufOff)
+      if (len > 0) spans.push({ ...s, len, bufOff })
+      bufOff += s.len
+    }
+  }
+  const total = spans.reduce((n, s) => n + s.len, 0)
+  if (total === 0) return undefined
+  const shim = nativeShim()
+  const pass = (): number => {
+    let ns = 0
+    for (const s of spans) {
+      ns += toRegion
+        ? shim.benchMemcpy(s.sab, s.off, buf, s.bufOff, s.len, rounds)
+        : shim.benchMemcpy(buf, s.bufOff, s.sab, s.off, s.len, rounds)
+    }
+    return ns
+  }
+  pass() // warm
+  let best = Infinity
+  for (let i = 0; i < reps; i++) best = Math.min(best, pass())
+  return (total * rounds) / best
+}
+
+/** GB/s of `rounds` passes of `op(pos)` over [0, bytes) in `piece`-byte steps; the median pass. */
+function ioGbs(bytes: number, piece: number, rounds: number, op: (pos: number) => number): number {
+  const per: number[] = []
+  for (let r = 0; r <= rounds; r++) { // pass 0 warms the JIT up and is not kept
+    const t0 = process.hrtime.bigint()
+    let done = 0
+    for (let pos = 0; pos < bytes; pos += piece) done += op(pos)
+    const ns = Number(process.hrtime.bigint() - t0)
+    if (done !== bytes) throw new Error(`file I/O moved ${done} of ${bytes} bytes`)
+    if (r > 0) per.push(bytes / ns)
+  }
+  return median(per)
+}
+
 export const fsTimes: Benchmark = {
-  id: 'fs', title: 'mkfs / mount / fsck', paths: ['mkfs', 'mount', 'fsck'], scope: 'global',
+  id: 'fs', title: 'mkfs / mount / fsck; file.write / file.read vs memcpy',
+  paths: ['mkfs', 'mount', 'fsck', 'write-4k', 'read-4k', 'write-1m', 'read-1m'], scope: 'global', weight: 2,
   available: () => needLayers(FS_LAYER, MOUNT_LAYER),
   async run(ctx): Promise<BenchResult[]> {
     const m = await layer(MOUNT_LAYER) as unknown as MountMod
     const { fsck } = await layer(FS_LAYER) as unknown as FsckMod
+    const sz = fsSizes(ctx)
     const rounds = Math.max(1, Math.min(5, ctx.budget.rounds))
-    const mk: number[] = []
-    const mo: number[] = []
-    const ck: number[] = []
-    for (let r = 0; r < rounds; r++) {
+    const ps = ctx.dev.pageSize
+    const file = join(ctx.scratch, 'fs.pmem')
+    const dev = await openDevice(file, { size: sz.device, create: true, model: 'upstream', pageSize: ps })
+    const out: BenchResult[] = []
+    try {
+      // mkfs: the first round touches every page of the fresh file (tmpfs page faults): not kept
+      const mk: number[] = []
       let fs: PmemFs | undefined
-      mk.push(await msOf(async () => { fs = await m.mkfs(ctx.dev, { label: 'pmemu-bench' }) }))
-      // a few files, so mount and fsck have inodes, directories and extents to read
-      for (let i = 0; i < 16; i++) {
-        const f = await fs!.open(`/f${i}`, 'w+')
-        await f.fallocate(0, 64 * 1024)
-        await f.close()
+      for (let r = 0; r <= rounds; r++) {
+        const t = await msOf(async () => { fs = await m.mkfs(dev, { label: 'pmemu-bench' }) })
+        if (r > 0) mk.push(t)
+        if (r < rounds) await fs!.unmount()
       }
+      ctx.log(`fs: ${sz.files} files`)
+      const t0 = performance.now()
+      const dataBytes = await populate(fs!, sz.files)
+      const populateMs = performance.now() - t0
+
+      // file.write / file.read throughput on an allocated file
+      const W = Math.min(sz.ioBytes, Math.floor(sz.device / 8 / MiB) * MiB)
+      const sab = new SharedArrayBuffer(W)
+      const buf = new Uint8Array(sab)
+      for (let i = 0; i < W; i += 64) buf[i] = i & 0xff
+      const f = await fs!.open('/io', 'w+')
+      await f.fallocate(0, W)
+      f.write(buf, 0) // every block written once: no first-touch cost in the rounds
+      const ioRounds = Math.max(2, rounds)
+      const cRounds = Math.max(1, Math.round(256 * MiB / W / (ctx.quick ? 4 : 1)))
+      const cReps = Math.max(3, Math.min(9, ctx.budget.cReps))
+      const cTo = memcpyGbs(dev, f, sab, true, cReps, cRounds)
+      const cFrom = memcpyGbs(dev, f, sab, false, cReps, cRounds)
+      const ioNote = (piece: number, dir: 'write' | 'read'): string =>
+        `file.${dir} of ${fmtBytes(piece)} pieces over a ${fmtBytes(W)} allocated file (${dir === 'write' ? 'overwrite: no allocation, no journal' : 'every block mapped'}), ` +
+        `median of ${ioRounds} passes; C: memcpy ${dir === 'write' ? 'from process memory into' : 'from'} the file's blocks in the region ` +
+        `(the same bytes, native shim benchMemcpy, best of ${cReps})` + (cTo === undefined ? '; no C figure: the backend has no SharedArrayBuffer to hand to C' : '')
+      for (const piece of [4 * KiB, MiB]) {
+        const tag = piece === MiB ? '1m' : '4k'
+        const w = ioGbs(W, piece, ioRounds, pos => f.write(buf.subarray(pos, pos + piece), pos))
+        const rd = ioGbs(W, piece, ioRounds, pos => f.read(buf.subarray(pos, pos + piece), pos))
+        out.push(
+          result({ path: `write-${tag}`, model: null, unit: 'GB/s', js: w, ...(cTo !== undefined ? { c: cTo } : {}), note: ioNote(piece, 'write') }),
+          result({ path: `read-${tag}`, model: null, unit: 'GB/s', js: rd, ...(cFrom !== undefined ? { c: cFrom } : {}), note: ioNote(piece, 'read') }),
+        )
+      }
+      await f.close()
       await fs!.unmount()
-      mo.push(await msOf(async () => { fs = await m.mount(ctx.dev) }))
-      await fs!.unmount()
-      ck.push(await msOf(() => fsck(ctx.dev)))
+
+      // mount and fsck of the populated fs
+      const mo: number[] = []
+      const ck: number[] = []
+      let problems = 0
+      for (let r = 0; r < rounds; r++) {
+        mo.push(await msOf(async () => { fs = await m.mount(dev) }))
+        await fs!.unmount()
+        ck.push(await msOf(async () => { const rep = await fsck(dev); problems += rep.problems.length }))
+      }
+      if (problems) throw new Error(`fsck found ${problems} problem(s) in the benchmark's fs`)
+      const where = `${fmtBytes(sz.device)} device of its own (${sz.device / ps} blocks of ${ps} B)`
+      const holding = `${sz.files} files in ${Math.max(1, Math.min(100, Math.ceil(sz.files / 100)))} directories, ${(dataBytes / MiB).toFixed(0)} MiB of data (created in ${populateMs.toFixed(0)} ms)`
+      out.unshift(
+        result({ path: 'mkfs', model: null, unit: 'ms', js: median(mk), note: `public mkfs (format + mount + DAX attached) of a ${where}; median of ${rounds}` }),
+        result({ path: 'mount', model: null, unit: 'ms', js: median(mo), note: `public mount (journal check, bitmap, inode table, DAX attached) of a ${where} holding ${holding}; median of ${rounds}` }),
+        result({ path: 'fsck', model: null, unit: 'ms', js: median(ck), note: `fsck, read-only check of every structure, of a ${where} holding ${holding}; clean; median of ${rounds}` }),
+      )
+    } finally {
+      await dev.close()
+      rmSync(file, { force: true })
+      collectGarbage()
     }
-    const note = `${(ctx.dev.capacity / MiB).toFixed(0)} MiB region (${ctx.dev.pageCount} blocks), 16 small files; median of ${rounds}`
-    return [
-      result({ path: 'mkfs', model: null, unit: 'ms', js: median(mk), note: `public mkfs (format + mount + DAX attached); ${note}` }),
-      result({ path: 'mount', model: null, unit: 'ms', js: median(mo), note: `public mount of a clean fs (journal check, bitmap, DAX attached); ${note}` }),
-      result({ path: 'fsck', model: null, unit: 'ms', js: median(ck), note: `fsck, read-only check of every structure; ${note}` }),
-    ]
+    return out
   },
 }

@@ -813,20 +813,27 @@ export class PmemFs {
 
   /** Free a run of blocks in a transaction; data blocks of regular files go through the onFree hook. */
   private freeBlocks(tx: Tx, p: number, n: number, data: { ino: number; index: number } | null): void {
-    if (!data || !this.onFree) { tx.freed.push([p, n]); return }
+    const onFree = this.onFree
+    if (n <= 0) return
+    if (!data || !onFree) { tx.freed.push([p, n]); return }
+    // The hook is per block (the DAX layer deletes one page-cache entry and
+    // frees one page per call); everything around it is per run: the run is
+    // split only where the hook's answer changes, and each piece is one
+    // journal record (BITCLEAR) or one quarantine extent.
+    const { ino, index } = data
+    const end = p + n
     let runStart = p
-    let runQ: boolean | undefined
-    const flush = (end: number): void => {
-      if (end <= runStart) return
-      if (runQ) insertExtent(this.mut(tx, QUARANTINE_INO).extents, { l: runStart, p: runStart, n: end - runStart })
-      else tx.freed.push([runStart, end - runStart])
+    let runQ = onFree(p, { ino, index }) === false
+    for (let b = p + 1; b < end; b++) {
+      const q = onFree(b, { ino, index: index + (b - p) }) === false
+      if (q !== runQ) { this.freedPiece(tx, runStart, b - runStart, runQ); runStart = b; runQ = q }
     }
-    for (let b = p; b < p + n; b++) {
-      const q = this.onFree(b, { ino: data.ino, index: data.index + (b - p) }) === false
-      if (runQ === undefined) runQ = q
-      if (q !== runQ) { flush(b); runStart = b; runQ = q }
-    }
-    flush(p + n)
+    this.freedPiece(tx, runStart, end - runStart, runQ)
+  }
+
+  private freedPiece(tx: Tx, p: number, n: number, quarantine: boolean): void {
+    if (quarantine) insertExtent(this.mut(tx, QUARANTINE_INO).extents, { l: p, p, n })
+    else tx.freed.push([p, n])
   }
 
   private abort(tx: Tx): void {

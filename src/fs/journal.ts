@@ -13,6 +13,7 @@
  */
 import { pmemError } from '../errors.js'
 import { crc32c } from '../util/crc32c.js'
+import { fillBits } from './bitmap.js'
 import type { FsDevice } from './device.js'
 import {
   decodeCommit, dv, encodeCommit, JCOMMIT_SIZE, JREC_BITCLEAR, JREC_BITSET, JREC_HEADER, JREC_WRITE, JRECORDS_OFF,
@@ -146,11 +147,7 @@ export class Journal {
         const last = Math.floor((r.target + r.length - 1) / 8)
         const bytes = new Uint8Array(last - first + 1)
         this.dev.read(bitmapOff + first, bytes)
-        for (let b = r.target; b < r.target + r.length; b++) {
-          const i = (b >> 3) - first
-          if (set) bytes[i]! |= 1 << (b & 7)
-          else bytes[i]! &= ~(1 << (b & 7))
-        }
+        fillBits(bytes, r.target - first * 8, r.length, set)
         this.dev.write(bitmapOff + first, bytes)
         ranges.push([bitmapOff + first, bytes.length])
       }
