@@ -101,6 +101,9 @@ interface BusyRun { pfn: number; count: number }
 /** A layout break in progress on file pages [first, end) (widened); `kick` ends its current wait. */
 interface Breaker { first: number; end: number; kick: AbortController | undefined }
 
+/** How many recently freed blocks the checker keeps watching (invariant 4). */
+const FREED_WATCH = 4096
+
 export class DaxLayer {
   readonly fs: PmemFs
   readonly dev: Device
@@ -111,8 +114,13 @@ export class DaxLayer {
   readonly trees = new Map<number, FileTree>()
   /** Blocks onFree quarantined (freed while referenced: the dax-gup hazard). */
   readonly quarantine = new Set<number>()
-  /** Blocks recently freed through onFree, checked (invariant 4) until reallocated. */
-  readonly #freedWatch = new Set<number>()
+  /**
+   * The last FREED_WATCH blocks freed through onFree, checked (invariant 4)
+   * until reallocated: a ring, so a free costs one store (a Set trimmed per
+   * free walked its deleted holes: ~1.8 µs per block on a 1 GiB truncate).
+   */
+  readonly #freedWatch = new Int32Array(FREED_WATCH).fill(-1)
+  #freedAt = 0
   /** Layout breaks in progress, by inode number. */
   readonly #breakers = new Map<number, Set<Breaker>>()
   #dead: (() => PmemuError) | undefined
@@ -661,8 +669,8 @@ export class DaxLayer {
     }
     const ok = this.table.free(pfn)
     if (ok) {
-      if (this.#freedWatch.size >= 4096) this.#freedWatch.delete(this.#freedWatch.values().next().value!)
-      this.#freedWatch.add(pfn)
+      this.#freedWatch[this.#freedAt] = pfn
+      this.#freedAt = (this.#freedAt + 1) % FREED_WATCH
     } else {
       this.quarantine.add(pfn)
       const s = this.table.snapshot(pfn)
@@ -942,10 +950,13 @@ export class DaxLayer {
       const floor = this.model.idleRefcount + (s.flags.includes('entry') ? this.model.entryRefs : 0) + n * mapRefs
       if (s.refcount < floor) out.push(this.#violation(2, 'mapped-without-reference', h, floor, s.refcount, 'a mapped page does not hold the references its model says'))
     }
-    for (const pfn of [...this.#freedWatch]) {
+    const watch = this.#freedWatch
+    for (let i = 0; i < watch.length; i++) {
+      const pfn = watch[i]!
+      if (pfn < 0) continue
       let kind: string
       try { kind = this.fs.blockOwner(pfn).kind } catch { continue }
-      if (kind !== 'free') { this.#freedWatch.delete(pfn); continue }
+      if (kind !== 'free') { watch[i] = -1; continue }
       const s = t.snapshot(pfn)
       if (s.inode !== 0 || s.flags.includes('entry') || s.mapcount !== 0) {
         out.push(this.#violation(4, 'free-block-in-use', pfn, 0, s.inode, 'a free block is still associated, entered or mapped'))
