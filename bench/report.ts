@@ -158,6 +158,8 @@ function modelBars(results: BenchResult[], paths: readonly string[], unit: strin
       x: { field: 'path', type: 'nominal', title: null, sort: [...paths], axis: { labelAngle: -20, labelLimit: 200 } },
       xOffset: { field: 'model', type: 'nominal', sort: models },
       y: { field: 'value', type: 'quantitative', title: unit, ...(o.log ? { scale: logScale } : {}) },
+      // a log-scale bar has no zero to grow from: start it at the bottom of the domain
+      ...(o.log ? { y2: { datum: logScale.domain[0] } } : {}),
       color: { field: 'model', type: 'nominal', title: 'model', scale: colors, sort: models },
       stroke: { field: 'met', type: 'nominal', title: null, scale: { domain: ['met / no target', 'missed'], range: ['#ffffff00', '#d62728'] }, legend: null },
       strokeWidth: { value: 2 },
@@ -178,7 +180,8 @@ function modelBars(results: BenchResult[], paths: readonly string[], unit: strin
   return {
     title,
     data: { values: rows },
-    width: { step: 20 * models.length + 24 },
+    // with xOffset the step is one bar (one model): keep groups narrow enough for the page
+    width: { step: 22 },
     height: 220,
     layer,
     config: { font: 'sans-serif', legend: { orient: 'bottom' } },
