@@ -61,23 +61,13 @@ export function decodeUtf8(b: Uint8Array): string | undefined {
 
 // ---------------------------------------------------------------- superblock
 
-export interface Superblock {
+/** The superblock: the geometry (below) plus identity, state and counters. */
+export interface Superblock extends Geometry {
   version: number
   features: number
-  blockSize: number
-  blockCount: number
   uuid: Uint8Array // 16 bytes
   label: string
-  journalStart: number
-  journalBlocks: number
-  bitmapStart: number
-  bitmapBlocks: number
-  inodeTableStart: number
-  inodeTableBlocks: number
-  inodeCount: number
   inodeSize: number
-  dataStart: number
-  backupBlock: number
   rootIno: number
   quarantineIno: number
   state: number
