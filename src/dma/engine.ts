@@ -31,6 +31,7 @@ export interface DmaEngineOptions {
   bandwidth?: number | string
   /** Force the main-thread engine even where workers are possible. */
   mode?: 'auto' | DmaMode
+  /** Logger for the engine (default: the device's); it logs as subsystem 'dma'. */
   logger?: Logger
 }
 
@@ -237,7 +238,7 @@ export class DmaEngine {
     this.dev = dev
     this.latencyNs = latencyNs
     this.bandwidth = bandwidth
-    this.log = subsystemLogger(dev.log, 'dma')
+    this.log = subsystemLogger(opts.logger ?? dev.log, 'dma')
     if (!dev.capabilities.workers) {
       if (mode === 'workers') throw pmemError('EOPNOTSUPP', 'DmaEngine', `the ${dev.backend} backend cannot share its memory with worker threads`)
       this.mode = 'main-thread'

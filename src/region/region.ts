@@ -365,7 +365,10 @@ export class Region {
     }
     const cpu = shim.cpuFlush()
     const flush: FlushKind = opts.flush ?? (cpu !== 'none' ? cpu : 'msync')
-    const errName = r.mapSync ? undefined : (Object.entries(osErrno()).find(([, v]) => v === r.syncErrno)?.[0] ?? String(r.syncErrno))
+    // ENOTSUP and EOPNOTSUPP are both 95 on Linux: name it as the kernel docs for MAP_SYNC do.
+    const errName = r.mapSync ? undefined
+      : r.syncErrno === osErrno().EOPNOTSUPP ? 'EOPNOTSUPP'
+      : (Object.entries(osErrno()).find(([, v]) => v === r.syncErrno)?.[0] ?? String(r.syncErrno))
     return new Region({
       path, backend, readOnly, info, persistence, fd: o.fd!,
       capabilities: { mapSync: r.mapSync, flush, ...(errName ? { mapSyncError: errName } : {}), workers: true },
