@@ -4,13 +4,14 @@
  * `exports` to the compiled dist/, as it does for code outside the project).
  */
 import t from 'tap'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as pmemu from 'pmemu'
 
 const { openDevice, mkfs, mount, fsck, DmaEngine, toNodeFs, RandomAccessPmem, PmemuError } = pmemu
 const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pmemu-api-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 t.test('the package entry exports the names of API.md', async t => {
   for (const name of ['openDevice', 'mkfs', 'mount', 'fsck', 'DmaEngine', 'toNodeFs', 'RandomAccessPmem', 'PmemuError']) {
