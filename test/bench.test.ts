@@ -227,3 +227,26 @@ t.test('a region on an ordinary disk gets a warning naming its fs', async t => {
     run: { budget: TINY_BUDGET, only: ['side-table'] } })
   t.match(errs.join('\n'), new RegExp(`warning: ${fs.fsType} at .* neither a DAX nor a tmpfs mount`))
 })
+
+t.test('the scratch directory is removed however the run ends; fs errors are PmemuErrors naming the path', async t => {
+  const { readdirSync } = await import('node:fs')
+  const { defaultBase } = await import('../bench/index.js')
+  const scratchDirs = () => readdirSync(defaultBase()).filter(n => /^pmemu-bench-(?!test-)/.test(n)).sort()
+  const before = scratchDirs()
+  const sigint = process.listenerCount('SIGINT')
+  await t.rejects(runBenchmarks({ size: 'x', models: 'upstream', budget: TINY_BUDGET, only: ['side-table'] }), { code: 'EINVAL', syscall: 'bench' })
+  await t.rejects(runBenchmarks({
+    size: '8MiB', models: 'upstream', budget: TINY_BUDGET, only: ['side-table'],
+    onProgress: e => { if (e.kind === 'step') throw new Error('progress display died') },
+  }), /progress display died/)
+  await runBenchmarks({ size: '8MiB', models: 'upstream', budget: TINY_BUDGET, only: ['side-table'] })
+  t.same(scratchDirs(), before, 'no pmemu-bench-XXXXXX left behind')
+  t.equal(process.listenerCount('SIGINT'), sigint, 'signal handlers removed after the run')
+  const nope = join(dir, 'nope', 'x.pmem')
+  await t.rejects(runBenchmarks({ file: nope, size: '8MiB', models: 'upstream', budget: TINY_BUDGET, only: ['side-table'] }),
+    { name: 'PmemuError', code: 'ENOENT', path: nope })
+  await t.rejects(runBenchCommand({ file: nope, out: () => {}, err: () => {} }), { name: 'PmemuError', code: 'ENOENT', path: nope, message: /directory .*nope does not exist/ })
+  const json = join(dir, 'nope', 'out.json')
+  await t.rejects(runBenchCommand({ json, out: () => {}, err: () => {} }), { code: 'ENOENT', path: json })
+  t.notOk(existsSync(join(dir, 'nope')), '--json does not create directories')
+})

@@ -652,3 +652,18 @@ t.test('forEachCrash + toNodeFs: EIO after the power loss (a Node-style error) i
   }, () => undefined, { seeds: 4, size: '4MiB', maxCrashPoints: 6 })
   t.same(r.failures.map(f => f.message), [])
 })
+
+t.test('SPEC §8: RandomAccessPmem argument errors are coded EINVAL', async t => {
+  const { fs } = await newPmem('8MiB')
+  t.throws(() => new RandomAccessPmem(null as never, '/f'), { code: 'EINVAL', syscall: 'RandomAccessPmem' })
+  t.throws(() => new RandomAccessPmem(fs, 5 as never), { code: 'EINVAL', syscall: 'RandomAccessPmem' })
+  const r = new RandomAccessPmem(fs, '/ras/bad-write')
+  for (const data of ['str', null, [1, 2], {}]) {
+    const err = await new Promise<Error | null>(res => r.write(0, data as never, e => res(e)))
+    t.match(err, { code: 'EINVAL', errno: -22, syscall: 'write', path: '/ras/bad-write' }, `write(0, ${JSON.stringify(data)})`)
+  }
+  await new Promise<void>((res, rej) => r.write(0, Buffer.from('ok'), e => (e ? rej(e) : res())))
+  const back = await new Promise<Buffer>((res, rej) => r.read(0, 2, (e, b) => (e ? rej(e) : res(b!))))
+  t.equal(back.toString(), 'ok', 'good writes still work')
+  await new Promise<void>(res => r.close(() => res()))
+})

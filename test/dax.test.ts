@@ -714,3 +714,27 @@ t.test('gup-fast protocol: share() and fault()', async t => {
   t.same(dev.check(), [], 'clean')
   await dev.close()
 })
+
+t.test('SPEC §8: mmap options, argument names in mapping errors, small JSON of fs/file/map', async t => {
+  const { inspect } = await import('node:util')
+  const { dev, fs, f } = await setup('upstream', { fileBytes: 4 * PS })
+  t.teardown(async () => { await fs.unmount().catch(() => {}); await dev.close() })
+  t.throws(() => f.mmap(0, PS, null as never), { code: 'EINVAL', syscall: 'mmap', message: /options must be an object/ })
+  t.throws(() => f.mmap(0, PS, 5 as never), { code: 'EINVAL', syscall: 'mmap', message: /options must be an object/ })
+  t.throws(() => f.mmap(0, PS, { write: 'yes' } as never), { code: 'EINVAL', syscall: 'mmap', message: /write must be a boolean, got 'yes'/ })
+  t.throws(() => f.mmap(0, PS, { sync: 1 } as never), { code: 'EINVAL', syscall: 'mmap', message: /sync must be a boolean/ })
+  const m = f.mmap(0, 4 * PS, { write: true }) as DaxMapping
+  t.throws(() => m.view(0, -1), { code: 'EINVAL', message: /length must be a non-negative integer, got -1/ }, 'no "[0, +-1)"')
+  t.throws(() => m.view(-1, 1), { code: 'EINVAL', message: /offset must be a non-negative integer, got -1/ }, 'no "[-1, +1)"')
+  t.throws(() => m.view('3' as never, 1), { code: 'EINVAL', message: /offset must be a non-negative integer, got '3'/ })
+  t.throws(() => m.view(0, 5 * PS), { code: 'EINVAL', message: /range \[0, 0\+20480\) is outside the 16384-byte mapping/ })
+  for (const [name, v, has] of [['fs', fs, dev.path ?? 'PmemFs'], ['file', f, '/f'], ['map', m, '/f']] as const) {
+    const j = JSON.stringify(v)
+    t.ok(j.length < 4096, `JSON.stringify(${name}) is ${j.length} bytes`)
+    t.ok(j.includes(has), `${name} JSON names ${has}`)
+    t.ok(inspect(v).length < 4096, `inspect(${name}) is small`)
+  }
+  t.match(JSON.parse(JSON.stringify(f)), { type: 'PmemFile', path: '/f', ino: f.ino })
+  t.match(JSON.parse(JSON.stringify(m)), { type: 'DaxMapping', path: '/f', ino: f.ino, length: 4 * PS, state: 'live' })
+  m.unmap()
+})

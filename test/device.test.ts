@@ -1,11 +1,12 @@
-import t from 'tap'
-import { mkdtempSync, existsSync, readFileSync } from 'node:fs'
+import t, { type Test } from 'tap'
+import { mkdtempSync, existsSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openDevice, isPmemuError } from '../src/index.js'
 import { main } from '../src/cli/main.js'
 
 const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pmemu-dev-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 let n = 0
 const file = () => join(dir, `d${n++}.pmem`)
 
@@ -113,7 +114,7 @@ t.test('pmemu info on a file made by openDevice', async t => {
   t.match(text.out, /size\s+16 MiB/)
   t.match(text.out, /model\s+dax-gup/)
   t.match(text.out, /MAP_SYNC\s+no/)
-  t.match(text.out, /badblocks\s+1 ranges, 1024 bytes/)
+  t.match(text.out, /badblocks\s+1 range, 1024 bytes/)
   const json = await cli('info', f, '--json')
   const s = JSON.parse(json.out)
   t.equal(s.sizeBytes, 16 * 2 ** 20)
@@ -147,13 +148,14 @@ t.test('pmemu mkfs, info, fsck, poison, badblocks', async t => {
   t.same(j.problems, [])
   const p = await cli('poison', f, '--offset', '1MiB', '--length', '100')
   t.equal(p.code, 0)
-  t.match(p.out, /poisoned bytes 1048576\.\.1049088 \(1 sectors/)
+  t.match(p.out, /poisoned bytes 1048576\.\.1049088 \(1 sector of 512 bytes\)/, 'singular')
+  t.match((await cli('poison', f, '--offset', '2MiB', '--length', '1024')).out, /\(2 sectors of 512 bytes\)/)
   const bb = JSON.parse((await cli('badblocks', f, '--json')).out)
-  t.same(bb, [{ offset: 1048576, length: 512 }])
+  t.same(bb, [{ offset: 1048576, length: 512 }, { offset: 2097152, length: 1024 }])
   t.match((await cli('badblocks', f)).out, /offset 1048576 bytes, length 512 bytes/)
   const bad = await cli('poison', f, '--offset', 'x', '--length', '1')
-  t.equal(bad.code, 1)
-  t.match(bad.err, /EINVAL/)
+  t.equal(bad.code, 2, 'a bad option value is a usage error')
+  t.match(bad.err, /--offset/)
   const noDev = await cli('fsck', join(dir, 'absent.pmem'))
   t.equal(noDev.code, 8, 'e2fsck: operational error')
   const raw = file()
@@ -164,6 +166,69 @@ t.test('pmemu mkfs, info, fsck, poison, badblocks', async t => {
   const mk2 = await cli('mkfs', join(dir, 'nosize.pmem'))
   t.equal(mk2.code, 1)
   t.match(mk2.err, /needs a size/)
+})
+
+t.test('pmemu mkfs: a failure leaves no new file behind and an existing device as it was', async t => {
+  const { statSync, readFileSync: rd } = await import('node:fs')
+  const f = file()
+  const long = await cli('mkfs', f, '--size', '1MiB', '--label', 'x'.repeat(80))
+  t.equal(long.code, 2, 'an over-long label is a usage error')
+  t.match(long.err, /--label must be at most 63 UTF-8 bytes, got 80 bytes/)
+  t.notOk(existsSync(f), 'nothing created')
+  t.equal((await cli('mkfs', f, '--size', '4MiB')).code, 0, 'a retry with another size works')
+  t.equal(statSync(f).size, 4 * 2 ** 20)
+  const small = file()
+  const tooSmall = await cli('mkfs', small, '--size', '68KiB')
+  t.equal(tooSmall.code, 1)
+  t.match(tooSmall.err, /ENOSPC/)
+  t.notOk(existsSync(small), 'a device file mkfs created is removed when mkfs fails')
+  const existing = file()
+  ;await (await openDevice(existing, { size: '128KiB', create: true })).close()
+  const before = rd(existing)
+  t.equal((await cli('mkfs', existing)).code, 1)
+  t.ok(existsSync(existing), 'an existing device is kept')
+  t.same(rd(existing), before, 'and left as it was')
+})
+
+t.test('bad option values are usage errors (exit 2) naming the option, with units', async t => {
+  const f = file()
+  for (const [args, re] of [
+    [['mkfs', f, '--size', 'x'], /option '--size <size>' argument 'x' is invalid/],
+    [['mkfs', f, '--size', '-1'], /--size/],
+    [['mkfs', f, '--size', '1.5KiB'], /--size must be a multiple of the 4096-byte page size, got 1536 bytes \(1\.5 KiB\)/],
+    [['mkfs', f, '--size', '12KiB', '--page-size', '8KiB'], /--size must be a multiple of the 8192-byte page size, got 12288 bytes \(12 KiB\)/],
+    [['mkfs', f, '--size', '1MiB', '--page-size', '1000'], /--page-size must be a power of two .*got 1000 bytes/],
+    [['poison', f, '--offset', '-1', '--length', '1'], /--offset/],
+    [['poison', f, '--offset', '0', '--length', '0'], /--length must be at least 1 byte/],
+    [['bench', '--size', 'x'], /--size/],
+    [['bench', '--size', '-1'], /--size/],
+    [['bench', '--workers', '-1'], /--workers must be a whole number from 1 to 64/],
+    [['bench', '--workers', '1.5'], /--workers must be a whole number from 1 to 64, got '1\.5'/],
+  ] as [string[], RegExp][]) {
+    const r = await cli(...args)
+    t.equal(r.code, 2, args.join(' '))
+    t.match(r.err, re, args.join(' '))
+    t.notMatch(r.err, /parseSize|\n\s+at /, 'no parseSize, no stack')
+  }
+  t.notOk(existsSync(f), 'no device made by a rejected command')
+})
+
+t.test('parseSize names the caller\'s operation', async t => {
+  const { parseSize } = await import('../src/util/size.js')
+  t.throws(() => parseSize('x', 'size'), { code: 'EINVAL', syscall: 'parseSize' }, 'default unchanged')
+  t.throws(() => parseSize(-1, 'offset', 'Region.read'), { code: 'EINVAL', syscall: 'Region.read', message: /, Region\.read$/ })
+  t.equal(parseSize('2KiB', 'size', 'mkfs'), 2048)
+})
+
+t.test('pmemu bench: a missing --file / --json / --html directory is a one-line error naming the path', async t => {
+  const missing = join(dir, 'nope')
+  for (const args of [['--file', join(missing, 'x')], ['--json', join(missing, 'out.json')], ['--html', join(missing, 'r.html')]]) {
+    const r = await cli('bench', '--quick', ...args)
+    t.equal(r.code, 1, args.join(' '))
+    t.match(r.err, new RegExp(`^pmemu: ENOENT: ${args[0]}: directory .*nope does not exist, bench '.*nope/`), args.join(' '))
+    t.equal(r.err.trim().split('\n').length, 1, 'one line, no stack')
+  }
+  t.notOk(existsSync(missing), 'no directory created')
 })
 
 t.test('the README tour runs and prints what it says', async t => {
@@ -201,4 +266,95 @@ t.test('an injected pino logger gets one child per subsystem; silent by default'
   t.equal(rootLogger().level, 'debug')
   if (saved === undefined) delete process.env.PMEMU_LOG
   else process.env.PMEMU_LOG = saved
+})
+
+// ---- SPEC §8: every bad argument is a typed EINVAL, never a bare TypeError (QA probe) ----------
+
+const einval = (t: Test, fn: () => unknown, syscall: string, msg: RegExp, what: string): void => {
+  let err: unknown
+  try { fn() } catch (e) { err = e }
+  t.ok(isPmemuError(err, 'EINVAL') && err.syscall === syscall && msg.test(err.message), what, { err: String(err) })
+}
+
+t.test('unbind: a bad signal or timeoutMs is EINVAL and leaves the device as it was', async t => {
+  const dev = await openDevice(undefined, { size: '4MiB' })
+  t.teardown(() => dev.close())
+  for (const opts of [{ signal: {} }, { signal: 'x' }, { timeoutMs: -1 }, { timeoutMs: '5' }, null]) {
+    await t.rejects(dev.unbind(opts as never), { code: 'EINVAL', syscall: 'unbind' }, `unbind(${JSON.stringify(opts)})`)
+    t.equal(dev.status, 'open', 'still open (nothing pinned)')
+  }
+  dev.pages.pin(3)
+  await t.rejects(dev.unbind({ signal: {} as AbortSignal }), { code: 'EINVAL', syscall: 'unbind' }, 'with a page pinned')
+  t.equal(dev.status, 'open')
+  await t.rejects(dev.table.waitIdle(3, 1, { signal: {} as AbortSignal }), { code: 'EINVAL', syscall: 'waitIdle' })
+  dev.pages.unpin(3)
+  await dev.unbind({ timeoutMs: 1000 })
+  t.equal(dev.status, 'unbound')
+})
+
+t.test('openDevice: bad options and logger are EINVAL', async t => {
+  await t.rejects(openDevice(undefined, null as never), { code: 'EINVAL', syscall: 'open', message: /options must be an object/ })
+  await t.rejects(openDevice(undefined, { size: '1MiB', logger: {} as never }), { code: 'EINVAL', syscall: 'open', message: /logger must be a pino logger/ })
+  for (const k of ['crashShadow', 'strict', 'create', 'readOnly'] as const) {
+    await t.rejects(openDevice(undefined, { size: '1MiB', [k]: k === 'readOnly' ? 1 : 'yes' } as never),
+      { code: 'EINVAL', syscall: 'open', message: new RegExp(`${k} must be a boolean`) }, k)
+  }
+  const p = file()
+  await t.rejects(openDevice(p, { size: '1MiB', create: true, readOnly: true }), { code: 'EINVAL', message: /readOnly and create conflict/ })
+  t.notOk(existsSync(p), 'nothing created')
+  await t.rejects(openDevice(`${p}\0x`, { size: '1MiB', create: true }), { code: 'EINVAL', errno: 22, syscall: 'open', message: /NUL/ })
+  await t.rejects(openDevice(undefined, { size: 'lots' }), { code: 'EINVAL', syscall: 'open' }, 'size errors name the operation')
+  const dev = await openDevice(p, { size: '4MiB', create: true, map: 'mem' })
+  await dev.close()
+  await t.rejects(openDevice(p, { map: 'dev' }), { code: 'EINVAL', syscall: 'open', message: /created with map: 'mem', not 'dev'/ })
+  const again = await openDevice(p, { map: 'mem' })
+  await again.close()
+})
+
+t.test('read/write/view/crash/page: typed EINVAL naming the argument', async t => {
+  const dev = await openDevice(undefined, { size: '4MiB' })
+  t.teardown(() => dev.close())
+  for (const dst of [[1, 2], 'abc', null, {}, new Float64Array(2)]) {
+    einval(t, () => dev.read(0, dst as never), 'read', /dst .*must be a Uint8Array/, `read(0, ${String(dst)})`)
+    einval(t, () => dev.write(0, dst as never), 'write', /src .*must be a Uint8Array/, `write(0, ${String(dst)})`)
+  }
+  einval(t, () => dev.view('3' as never, 16), 'view', /offset must be a non-negative integer, got '3'/, "view('3')")
+  einval(t, () => dev.view(1.5, 16), 'view', /offset must be a non-negative integer, got 1\.5/, 'view(1.5)')
+  einval(t, () => dev.view(0, -1), 'view', /length must be a non-negative integer, got -1/, 'view(0, -1)')
+  einval(t, () => dev.view(dev.capacity, 16), 'view', /is outside the device/, 'past the end still says range')
+  await t.rejects(dev.crash(null as never), { code: 'EINVAL', syscall: 'crash' })
+  t.throws(() => dev.poison('x', 1), { code: 'EINVAL', syscall: 'poison' })
+  einval(t, () => dev.page(1n as never), 'snapshot', /pfn must be a whole number .* got 1n/, 'dev.page(1n)')
+  for (const k of ['get', 'put', 'pin', 'unpin', 'maybeDmaPinned'] as const) {
+    einval(t, () => (dev.pages[k] as (p: unknown) => void)(2n), k, /pfn must be/, `pages.${k}(2n)`)
+  }
+  einval(t, () => dev.pages.pinRange(1n as never, 2), 'pinRange', /pfn must be/, 'pinRange(1n)')
+  einval(t, () => dev.pages.unpinRange(1, 2n as never), 'unpinRange', /count must be/, 'unpinRange(1, 2n)')
+  einval(t, () => dev.table.getPut(1n as never), 'getPut', /pfn must be/, 'getPut(1n)')
+  t.same(dev.check(), [], 'no invariant broken')
+  // The prototype methods (where code generation from strings is disabled) behave the same.
+  const { _disableHotCodegen } = await import('../src/page/hot.js')
+  _disableHotCodegen(true)
+  const plain = await openDevice(undefined, { size: '4MiB' }).finally(() => _disableHotCodegen(false))
+  t.teardown(() => plain.close())
+  t.notOk(Object.hasOwn(plain.pages, 'get'), 'prototype paths in use')
+  for (const k of ['get', 'put', 'pin', 'unpin', 'maybeDmaPinned'] as const) {
+    einval(t, () => (plain.pages[k] as (p: unknown) => void)(2n), k, /pfn must be/, `prototype pages.${k}(2n)`)
+  }
+  einval(t, () => plain.pages.pinRange(1n as never, 2), 'pinRange', /pfn must be/, 'prototype pinRange(1n)')
+  einval(t, () => plain.pages.unpinRange(1, 2n as never), 'unpinRange', /count must be/, 'prototype unpinRange(1, 2n)')
+})
+
+t.test('JSON.stringify and inspect of a device are small summaries', async t => {
+  const { inspect } = await import('node:util')
+  const p = file()
+  const dev = await openDevice(p, { size: '16MiB', create: true })
+  t.teardown(() => dev.close())
+  for (const [name, v] of [['dev', dev], ['region', dev.region], ['table', dev.table]] as const) {
+    const j = JSON.stringify(v)
+    t.ok(j.length < 4096, `${name}: ${j.length} bytes`)
+    t.ok(inspect(v).length < 4096, `${name}: inspect is small`)
+  }
+  t.match(JSON.parse(JSON.stringify(dev)), { type: 'Device', path: p, size: 16 * 2 ** 20, status: 'open' })
+  t.match(JSON.parse(JSON.stringify(dev.region)), { type: 'Region', path: p })
 })

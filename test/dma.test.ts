@@ -778,3 +778,30 @@ for (const model of MODEL_NAMES) {
     }
   })
 }
+
+t.test('SPEC §8: a bad signal is EINVAL with nothing in flight; close() still resolves; small JSON', async t => {
+  const dev = await openDevice(undefined, { size: '16MiB' })
+  const fs = await mkfs(dev)
+  const dma = new DmaEngine(dev, { workers: 1 })
+  t.teardown(async () => { await fs.unmount().catch(() => {}); await dev.close() })
+  const f = await fs.open('/s', 'w+')
+  f.write(new Uint8Array(4 * 4096).fill(7), 0)
+  const map = mmap(f, 0, 4 * 4096, { write: true })
+  for (const signal of [{}, 'abort', 1]) {
+    const tr = dma.submit({ map, offset: 0, length: 4096, direction: 'to-device', signal: signal as never })
+    await t.rejects(tr.pinned, { code: 'EINVAL', syscall: 'dma', message: /signal must be an AbortSignal/ })
+    await t.rejects(tr.done, { code: 'EINVAL' })
+    t.equal(dma.inFlight, 0, `nothing in flight after signal ${JSON.stringify(signal)}`)
+    t.equal(pinsOf(dev), 0, 'nothing pinned')
+  }
+  const ok = dma.submit({ map, offset: 0, length: 4096, direction: 'to-device', signal: new AbortController().signal })
+  await ok.done
+  const j = JSON.stringify(dma)
+  t.ok(j.length < 4096, `JSON.stringify(dma) is ${j.length} bytes`)
+  t.match(JSON.parse(j), { type: 'DmaEngine', mode: 'workers', workers: 1, closed: false })
+  await t.rejects(dma.close({ signal: {} as AbortSignal }), { code: 'EINVAL', syscall: 'dma' })
+  t.notOk(dma.closed, 'a rejected close() leaves the engine open')
+  map.unmap()
+  await dma.close()
+  t.ok(dma.closed, 'close() resolves')
+})

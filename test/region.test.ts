@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Worker } from 'node:worker_threads'
-import { mkdtempSync, writeFileSync, readFileSync, statSync, existsSync, mkdirSync, chmodSync } from 'node:fs'
+import { mkdtempSync, writeFileSync, readFileSync, statSync, existsSync, mkdirSync, chmodSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Region, WINDOW_BYTES } from '../src/region/region.js'
@@ -8,6 +8,7 @@ import { geometry, infoBytes } from '../src/region/info.js'
 import { spawnWorker } from '../src/util/worker.js'
 
 const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pmemu-region-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 let n = 0
 const file = () => join(dir, `r${n++}.pmem`)
 
@@ -244,4 +245,26 @@ t.test('mmap-io backend: open, write, reopen; limits', async t => {
   })
   t.equal(err.code, 'EOPNOTSUPP')
   t.match(err.message, /main thread only/)
+})
+
+t.test('SPEC §8: option types, map mismatch, NUL path, argument names, small JSON', async t => {
+  const f = file()
+  for (const [k, v] of [['crashShadow', 'yes'], ['create', 'yes'], ['readOnly', 1]] as const) {
+    await t.rejects(Region.open(f, { size: '4MiB', [k]: v } as never), { code: 'EINVAL', syscall: 'open', message: new RegExp(`${k} must be a boolean`) }, k)
+  }
+  await t.rejects(Region.open(f, { size: '4MiB', create: true, readOnly: true }), { code: 'EINVAL', message: /conflict/ })
+  await t.rejects(Region.open(`${f}\0`, { size: '4MiB', create: true }), { code: 'EINVAL', errno: 22, syscall: 'open' })
+  await t.rejects(Region.open(f, { size: -1, create: true }), { code: 'EINVAL', syscall: 'open', message: /size must be/ })
+  t.notOk(existsSync(f), 'nothing created by a rejected open')
+  const r = await Region.open(f, { size: '4MiB', create: true, map: 'dev' })
+  t.throws(() => r.view('3' as never, 16), { code: 'EINVAL', syscall: 'view', message: /offset must be a non-negative integer, got '3'/ })
+  t.throws(() => r.checkRange('zero', 0, 1.5), { code: 'EINVAL', syscall: 'zero', message: /length must be a non-negative integer, got 1\.5/ })
+  const j = JSON.stringify(r)
+  t.ok(j.length < 4096, `JSON.stringify(region) is ${j.length} bytes`)
+  t.match(JSON.parse(j), { type: 'Region', path: f, map: 'dev', closed: false })
+  r.close()
+  await t.rejects(Region.open(f, { map: 'mem' }), { code: 'EINVAL', syscall: 'open', message: /created with map: 'dev', not 'mem'/, path: f })
+  const again = await Region.open(f, {})
+  t.equal(again.info.map, 'dev', 'no map option: the device keeps its own')
+  again.close()
 })

@@ -8,9 +8,9 @@ import { constants } from 'node:fs'
 import type { EventEmitter } from 'node:events'
 import { createRequire } from 'node:module'
 import { posix } from 'node:path'
-import { isPmemuError } from '../errors.js'
+import { isPmemuError, pmemError } from '../errors.js'
 import type { PmemFile, PmemFs } from '../fs/index.js'
-import { toNodeError } from './errors.js'
+import { nodeError, toNodeError } from './errors.js'
 import { PmemNodeStats, toFsPath } from './node-fs.js'
 
 /** The request random-access-storage hands to `_open`/`_read`/`_write`/... . */
@@ -146,6 +146,11 @@ export class RandomAccessPmem extends RandomAccessStorage {
   private locked = false
 
   constructor(fs: PmemFs, path: string, opts: RandomAccessPmemOptions = {}) {
+    if (fs === null || typeof fs !== 'object' || typeof (fs as Partial<PmemFs>).open !== 'function') {
+      throw pmemError('EINVAL', 'RandomAccessPmem', `the first argument must be a pmemu file system (mount()), got ${fs === null ? 'null' : typeof fs}`)
+    }
+    if (typeof path !== 'string') throw pmemError('EINVAL', 'RandomAccessPmem', `path must be a string, got ${typeof path}`)
+    if (opts === null || typeof opts !== 'object') throw pmemError('EINVAL', 'RandomAccessPmem', 'options must be an object', { path })
     super()
     const size = opts.size || (opts.truncate ? 0 : -1)
     this.fs = fs
@@ -225,6 +230,18 @@ export class RandomAccessPmem extends RandomAccessStorage {
     } catch (e) { req.callback(toNodeError(e, 'read') as Error); return }
     if (n < req.size) { req.callback(readError(this.filename, req.offset, req.size)); return }
     req.callback(null, data)
+  }
+
+  /** random-access-storage's write, with the data checked first: a non-Uint8Array fails with EINVAL (not a TypeError). */
+  override write(offset: number, data: Buffer | Uint8Array, cb?: RasCallback): void {
+    if (!(data instanceof Uint8Array)) {
+      const err = nodeError('EINVAL', 'write', this.filename, undefined, undefined,
+        `data must be a Buffer or Uint8Array, got ${data === null ? 'null' : typeof data}`)
+      if (cb) queueMicrotask(() => cb(err))
+      else this.emit('error', err)
+      return
+    }
+    super.write(offset, data, cb)
   }
 
   override _write(req: RasRequest): void {

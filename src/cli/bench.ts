@@ -4,10 +4,10 @@
  * Progress and warnings go to stderr; the table, the comparison and the
  * report paths go to stdout.
  */
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { accessSync, constants as fsc, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import cliProgress from 'cli-progress'
-import { pmemError } from '../errors.js'
+import { pmemError, wrapSystemError } from '../errors.js'
 import type { ModelName } from '../region/types.js'
 import {
   runBenchmarks, renderHtml, compareLines, resultsTable, skippedLines, detectFs, defaultBase, resolveModels,
@@ -16,7 +16,7 @@ import {
 
 export interface BenchCommandOptions {
   file?: string
-  size?: string
+  size?: string | number
   model?: ModelName | 'all'
   workers?: string | number
   quick?: boolean
@@ -48,10 +48,41 @@ function readReport(path: string): BenchReport {
   }
 }
 
+/**
+ * Check up front (before a run that can take minutes) that `path` can be
+ * created: its directory must exist, be a directory and be writable. Missing
+ * directories are NOT created: a typo'd path is an error naming it.
+ */
+export function checkWritableDir(path: string, flag: string): void {
+  const abs = resolve(path)
+  const dir = dirname(abs)
+  let st
+  try {
+    st = statSync(dir)
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? 'ENOENT'
+    throw pmemError(code, 'bench', code === 'ENOENT' ? `${flag}: directory ${dir} does not exist` : `${flag}: cannot use directory ${dir}`, { path: abs, cause: e })
+  }
+  if (!st.isDirectory()) throw pmemError('ENOTDIR', 'bench', `${flag}: ${dir} is not a directory`, { path: abs })
+  try {
+    accessSync(dir, fsc.W_OK)
+  } catch (e) {
+    throw wrapSystemError(e, 'bench', { path: abs })
+  }
+  try {
+    if (statSync(abs).isDirectory()) throw pmemError('EISDIR', 'bench', `${flag}: ${abs} is a directory`, { path: abs })
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ENOENT') throw e
+  }
+}
+
 function writeOut(path: string, text: string): string {
   const abs = resolve(path)
-  mkdirSync(dirname(abs), { recursive: true })
-  writeFileSync(abs, text)
+  try {
+    writeFileSync(abs, text)
+  } catch (e) {
+    throw wrapSystemError(e, 'bench', { path: abs })
+  }
   return abs
 }
 
@@ -92,6 +123,9 @@ export async function runBenchCommand(o: BenchCommandOptions | Record<string, un
     throw pmemError('EINVAL', 'bench', (e as Error).message)
   }
   const old = opts.compare ? readReport(opts.compare) : undefined
+  if (opts.file !== undefined) checkWritableDir(opts.file, '--file')
+  if (opts.json) checkWritableDir(opts.json, '--json')
+  if (opts.html) checkWritableDir(opts.html, '--html')
 
   // Warn when the numbers will not mean much for pmem.
   const fs = detectFs(opts.file ?? `${defaultBase()}/pmemu-bench`)

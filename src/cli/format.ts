@@ -34,7 +34,7 @@ export function printSummary(s: Record<string, unknown>, out: (l: string) => voi
     ['persistence', String(s.persistence)],
     ['MAP_SYNC', s.mapSync ? 'yes (real DAX)' : `no (${s.mapSyncError ?? 'unsupported'}: not a DAX mount)`],
     ['flush', String(s.flush)],
-    ['badblocks', `${s.badblocks} ranges, ${s.badBytes} bytes`],
+    ['badblocks', `${plural(s.badblocks as number, 'range')}, ${plural(s.badBytes as number, 'byte')}`],
   ]
   for (const [k, v] of rows) out(`${k.padEnd(12)} ${v}`)
 }
@@ -46,8 +46,20 @@ export function printFsSummary(fs: FsSummary, out: (l: string) => void): void {
   }
   const bs = fs.blockSize
   out(`${'fs'.padEnd(12)} pmemu fs v${fs.version}, label '${fs.label ?? ''}', uuid ${fs.uuid}`)
-  out(`${'fs blocks'.padEnd(12)} ${fs.blocks} of ${bs} bytes, ${fs.freeBlocks} free (${formatBytes((fs.freeBlocks ?? 0) * (bs ?? 0))})`)
-  out(`${'fs inodes'.padEnd(12)} ${fs.usedInodes} used of ${fs.inodes}`)
-  out(`${'fs journal'.padEnd(12)} ${fs.journalBlocks} blocks`)
+  out(`${'fs blocks'.padEnd(12)} ${plural(fs.blocks, 'block')} of ${bs} bytes, ${fs.freeBlocks} free (${formatBytes((fs.freeBlocks ?? 0) * (bs ?? 0))})`)
+  out(`${'fs inodes'.padEnd(12)} ${fs.usedInodes} used of ${plural(fs.inodes, 'inode')}`)
+  out(`${'fs journal'.padEnd(12)} ${plural(fs.journalBlocks, 'block')}`)
   out(`${'fs state'.padEnd(12)} ${fs.state}`)
+}
+
+/** '1 sector', '2 sectors'. */
+export function plural(n: number | undefined, unit: string): string {
+  return `${n} ${n === 1 ? unit : unit + 's'}`
+}
+
+/** '1536 bytes (1.5 KiB)'; '4096 bytes' is not repeated as '(4 KiB)' below 1 KiB. */
+export function bytesWithUnit(n: number): string {
+  const b = plural(n, 'byte')
+  if (n < 1024) return b
+  return `${b} (${formatBytes(n).replace(/^(\d+\.\d*?)0+ /, '$1 ').replace(/\. /, ' ')})`
 }

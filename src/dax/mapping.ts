@@ -6,6 +6,7 @@
  * class validates arguments, keeps the mapping's state and builds views.
  */
 import { EventEmitter } from 'node:events'
+import { inspect } from 'node:util'
 import { pmemError, type PmemuError } from '../errors.js'
 import type { FsNode, PmemFile } from '../fs/index.js'
 import { WINDOW_BYTES } from '../region/index.js'
@@ -91,6 +92,18 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
   get live(): boolean { return this.#state === 'live' && this.#layer.generationOk(this) }
   get state(): MappingState { return this.#state }
 
+  /** A small summary: JSON.stringify(map) must not walk the layer, the fs and the device. */
+  toJSON(): Record<string, unknown> {
+    return {
+      type: 'DaxMapping', id: this.id, path: this.path, ino: this.ino, offset: this.offset, length: this.length,
+      writable: this.writable, sync: this.sync, pageSize: this.pageSize, pages: this.pages, generation: this.generation, state: this.#state,
+    }
+  }
+
+  [inspect.custom](): string {
+    return `DaxMapping ${inspect(this.toJSON())}`
+  }
+
   /** @internal throws the error a call on a mapping that is not live gets. */
   assertLive(op: string): void {
     if (this.#state === 'live' && !this.#layer.generationOk(this)) {
@@ -116,7 +129,12 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
   #check(op: string, offset: number, length: number): void {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 ||
         offset + length > this.pages * this.pageSize) {
-      throw pmemError('EINVAL', op, `range [${String(offset)}, +${String(length)}) is outside the ${this.pages * this.pageSize}-byte mapping`, { path: this.path, offset: typeof offset === 'number' ? offset : undefined })
+      const size = this.pages * this.pageSize
+      const bad = (v: unknown): boolean => typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0
+      const show = (v: unknown): string => typeof v === 'string' ? `'${v}'` : String(v)
+      if (bad(offset)) throw pmemError('EINVAL', op, `offset must be a non-negative integer, got ${show(offset)}`, { path: this.path })
+      if (bad(length)) throw pmemError('EINVAL', op, `length must be a non-negative integer, got ${show(length)}`, { path: this.path, offset })
+      throw pmemError('EINVAL', op, `range [${offset}, ${offset}+${length}) is outside the ${size}-byte mapping`, { path: this.path, offset: typeof offset === 'number' ? offset : undefined })
     }
   }
 

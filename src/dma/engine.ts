@@ -11,6 +11,8 @@ import type { Device } from '../region/index.js'
 import { subsystemLogger } from '../util/log.js'
 import { parseSize } from '../util/size.js'
 import { spawnWorker } from '../util/worker.js'
+import { checkOptions, checkSignal } from '../util/check.js'
+import { inspect } from 'node:util'
 import {
   CTL_ABORT, CTL_RELEASE, E_DEAD, E_GEN, E_POISON, ENGINE_WORDS, L_CTL, L_KIND, L_PAGES,
   ledgerBytes, ledgerPinned, nativeHelpers, releaseLedger, runJob,
@@ -226,7 +228,7 @@ export class DmaEngine {
     }
     let bandwidth = 0
     if (opts.bandwidth !== undefined) {
-      bandwidth = typeof opts.bandwidth === 'string' ? parseSize(opts.bandwidth, 'bandwidth') : opts.bandwidth
+      bandwidth = typeof opts.bandwidth === 'string' ? parseSize(opts.bandwidth, 'bandwidth', 'DmaEngine') : opts.bandwidth
       if (typeof bandwidth !== 'number' || !Number.isFinite(bandwidth) || bandwidth <= 0) {
         throw pmemError('EINVAL', 'DmaEngine', `bandwidth must be a positive number of bytes/s, got ${String(opts.bandwidth)}`)
       }
@@ -280,6 +282,18 @@ export class DmaEngine {
 
   stats(): DmaStats {
     return { mode: this.mode, workers: this.#slots.length, inFlight: this.#inflight.size, ...this.#stats }
+  }
+
+  /** A small summary (JSON.stringify would otherwise walk the device and its buffers). */
+  toJSON(): Record<string, unknown> {
+    return {
+      type: 'DmaEngine', device: this.dev.path ?? null, mode: this.mode, workers: this.#slots.length,
+      latencyNs: this.latencyNs, bandwidth: this.bandwidth, closed: this.closed, inFlight: this.#inflight.size,
+    }
+  }
+
+  [inspect.custom](): string {
+    return `DmaEngine ${inspect(this.toJSON())}`
   }
 
   // ---- submit ----------------------------------------------------------------------------------
@@ -351,6 +365,8 @@ export class DmaEngine {
       hold = o.hold
     }
     if (o.longterm !== undefined && typeof o.longterm !== 'boolean') throw pmemError('EINVAL', 'dma', 'longterm must be a boolean')
+    // Before anything is counted in flight or pinned: a bad signal must leave nothing behind.
+    checkSignal(o.signal, 'dma', 'signal')
     let buffer: Uint8Array | undefined
     if (o.buffer !== undefined) {
       if (!(o.buffer instanceof Uint8Array)) throw pmemError('EINVAL', 'dma', 'buffer must be a Uint8Array')
@@ -617,6 +633,12 @@ export class DmaEngine {
    */
   close(opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#closing) return this.#closing
+    try {
+      checkOptions(opts, 'dma')
+      checkSignal(opts?.signal, 'dma', 'signal')
+    } catch (e) {
+      return Promise.reject(e)
+    }
     this.#closing = this.#close(opts?.signal)
     return this.#closing
   }

@@ -17,6 +17,7 @@
  *   crash:  onCrashPoint option / fs.onCrashPoint, dev.onCrash -> ENXIO
  */
 import { randomBytes } from 'node:crypto'
+import { inspect } from 'node:util'
 import { isPmemuError, pmemError, PmemuAbortError, PmemuError, type ErrorCode } from '../errors.js'
 import { rootLogger, subsystemLogger, type Logger } from '../util/log.js'
 import { Bitmap } from './bitmap.js'
@@ -300,6 +301,15 @@ export class PmemFile {
   get size(): number { return this.node.size }
   get isClosed(): boolean { return this.closed }
 
+  /** A small summary: JSON.stringify(file) must not walk the fs and its device. */
+  toJSON(): Record<string, unknown> {
+    return { type: 'PmemFile', path: this.path, ino: this.ino, size: this.size, position: this.position, flags: { ...this.flags }, closed: this.closed }
+  }
+
+  [inspect.custom](): string {
+    return `PmemFile ${inspect(this.toJSON())}`
+  }
+
   private check(syscall: string): void {
     if (this.closed) throw pmemError('EBADF', syscall, 'file is closed', { path: this.path })
     this.fs._live(syscall, this.path)
@@ -402,6 +412,14 @@ export class PmemFile {
    */
   mmap(offset: number, length: number, opts: { write?: boolean; sync?: boolean; [k: string]: unknown } = {}): MmapResult {
     this.check('mmap')
+    if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
+      throw pmemError('EINVAL', 'mmap', `options must be an object ({ write, sync }), got ${opts === null ? 'null' : typeof opts}`, { path: this.path })
+    }
+    for (const k of ['write', 'sync'] as const) {
+      if (opts[k] !== undefined && typeof opts[k] !== 'boolean') {
+        throw pmemError('EINVAL', 'mmap', `${k} must be a boolean, got ${typeof opts[k] === 'string' ? `'${String(opts[k])}'` : String(opts[k])}`, { path: this.path })
+      }
+    }
     const off = validateInt(offset, 'offset', 'mmap', this.path)
     const len = validateInt(length, 'length', 'mmap', this.path, 1)
     if (off % this.fs.blockSize !== 0) throw pmemError('EINVAL', 'mmap', 'offset must be page-aligned', { path: this.path, offset: off })
@@ -478,6 +496,19 @@ export class PmemFs {
   get label(): string { return this.sb.label }
   get uuid(): string { return formatUuid(this.sb.uuid) }
   get isDead(): boolean { return this.dead !== undefined }
+
+  /** A small summary: JSON.stringify(fs) must not walk the device (that aborts Node on large devices). */
+  toJSON(): Record<string, unknown> {
+    const dev = this.device as { path?: string }
+    return {
+      type: 'PmemFs', device: dev.path ?? null, label: this.label, uuid: this.uuid, blockSize: this.blockSize,
+      blockCount: this.blockCount, openFiles: this.files.size, dead: this.isDead, unmounted: this.unmounted,
+    }
+  }
+
+  [inspect.custom](): string {
+    return `PmemFs ${inspect(this.toJSON())}`
+  }
   get isUnmounted(): boolean { return this.unmounted }
   /** Geometry, for `pmemu info`. */
   get geometry(): Readonly<Superblock> { return { ...this.sb, uuid: this.sb.uuid.slice() } }

@@ -66,34 +66,34 @@ const fGet = x.get, fPut = x.put, fPin = x.pin, fUnpin = x.unpin, fGetPut = x.ge
 const fRange = x.range, fRangeStop = x.rangeStop, fDma = x.maybeDmaPinned
 const EV_GET = ev.get, EV_PUT = ev.put, EV_PIN = ev.pin, EV_UNPIN = ev.unpin
 function range(e, op, rangeOp, pfn, count) {
-  if (!(pfn >>> 0 === pfn && pfn < n && count >>> 0 === count && pfn + count <= n)) checkRange(rangeOp, pfn, count)
+  if (!(typeof pfn === 'number' && typeof count === 'number' && pfn >>> 0 === pfn && pfn < n && count >>> 0 === count && pfn + count <= n)) checkRange(rangeOp, pfn, count)
   const st = fRange(e, pfn, count)
   if (st !== 0) violated(st, op, fRangeStop())
 }
 return {
   get: function get(pfn) {
-    if (!(pfn >>> 0 === pfn && pfn < n)) throw badPfn('get', pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < n)) throw badPfn('get', pfn)
     const st = fGet(pfn)
     if (st !== 0) finishHot(st, EV_GET, 'get', pfn)
   },
   put: function put(pfn) {
-    if (!(pfn >>> 0 === pfn && pfn < n)) throw badPfn('put', pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < n)) throw badPfn('put', pfn)
     const st = fPut(pfn)
     if (st !== 0) finishHot(st, EV_PUT, 'put', pfn)
   },
   pin: function pin(pfn, opts) {
-    if (!(pfn >>> 0 === pfn && pfn < n)) throw badPfn('pin', pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < n)) throw badPfn('pin', pfn)
     if (opts?.longterm) throw longterm(pfn)
     const st = fPin(pfn)
     if (st !== 0) finishHot(st, EV_PIN, 'pin', pfn)
   },
   unpin: function unpin(pfn) {
-    if (!(pfn >>> 0 === pfn && pfn < n)) throw badPfn('unpin', pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < n)) throw badPfn('unpin', pfn)
     const st = fUnpin(pfn)
     if (st !== 0) finishHot(st, EV_UNPIN, 'unpin', pfn)
   },
   getPut: function getPut(pfn) {
-    if (!(pfn >>> 0 === pfn && pfn < n)) throw badPfn('getPut', pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < n)) throw badPfn('getPut', pfn)
     const st = fGetPut(pfn)
     if (st !== 0) violated(st, 'put', pfn)
   },
@@ -105,7 +105,7 @@ return {
   getRange: function getRange(pfn, count) { range(EV_GET, 'get', 'getRange', pfn, count) },
   putRange: function putRange(pfn, count) { range(EV_PUT, 'put', 'putRange', pfn, count) },
   maybeDmaPinned: function maybeDmaPinned(pfn) {
-    if (!(pfn >>> 0 === pfn && pfn < n)) throw badPfn('maybeDmaPinned', pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < n)) throw badPfn('maybeDmaPinned', pfn)
     return fDma(pfn) !== 0
   },
 }

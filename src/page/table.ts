@@ -22,6 +22,8 @@ import {
 } from './models.js'
 import { WA, instantiate, loadModule, waitAsync, type PagesExports, type WasmMemory, type WasmModule } from './wasm.js'
 import { hotPaths } from './hot.js'
+import { checkWaitOptions, describe } from '../util/check.js'
+import { inspect } from 'node:util'
 
 /** One broken invariant (SPEC §3), with where and how. */
 export interface Violation {
@@ -250,17 +252,17 @@ export class PageTable {
   // --- validation ----------------------------------------------------------
 
   #badPfn(op: string, pfn: unknown): PmemuError {
-    return pmemError('EINVAL', op, `pfn must be a whole number in [0, ${this.pageCount}), got ${String(pfn)}`, { pfn: typeof pfn === 'number' ? pfn : undefined })
+    return pmemError('EINVAL', op, `pfn must be a whole number in [0, ${this.pageCount}), got ${describe(pfn)}`, { pfn: typeof pfn === 'number' ? pfn : undefined })
   }
 
   #checkPfn(op: string, pfn: number): void {
-    if (!(pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn(op, pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn(op, pfn)
   }
 
   #checkRange(op: string, pfn: number, count: number): void {
     this.#checkPfn(op, pfn)
-    if (!(count >>> 0 === count && pfn + count <= this.pageCount)) {
-      throw pmemError('EINVAL', op, `count must be a whole number with pfn + count <= ${this.pageCount}, got ${String(count)}`, { pfn })
+    if (!(typeof count === 'number' && count >>> 0 === count && pfn + count <= this.pageCount)) {
+      throw pmemError('EINVAL', op, `count must be a whole number with pfn + count <= ${this.pageCount}, got ${describe(count)}`, { pfn })
     }
   }
 
@@ -284,28 +286,28 @@ export class PageTable {
 
   /** Plain get (FOLL_GET): +1 ref (legacy: transient pgmap ref during the walk; dax-gup: 0->1 takes the pgmap ref). */
   get(pfn: number): void {
-    if (!(pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('get', pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('get', pfn)
     const st = this.#get(pfn)
     if (st !== 0) this.#finishHot(st, EV_GET, 'get', pfn)
   }
 
   /** put_page(): -1 ref (dax-gup: the put that reaches 0 frees the page and drops its pgmap ref). */
   put(pfn: number): void {
-    if (!(pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('put', pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('put', pfn)
     const st = this.#put(pfn)
     if (st !== 0) this.#finishHot(st, EV_PUT, 'put', pfn)
   }
 
   /** Pin (FOLL_PIN): small page +1024; folio +1 ref +1 pincount. `longterm` is refused (EOPNOTSUPP). */
   pin(pfn: number, opts?: { longterm?: boolean }): void {
-    if (!(pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('pin', pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('pin', pfn)
     if (opts?.longterm) throw this.#longterm(pfn)
     const st = this.#pin(pfn)
     if (st !== 0) this.#finishHot(st, EV_PIN, 'pin', pfn)
   }
 
   unpin(pfn: number): void {
-    if (!(pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('unpin', pfn)
+    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('unpin', pfn)
     const st = this.#unpin(pfn)
     if (st !== 0) this.#finishHot(st, EV_UNPIN, 'unpin', pfn)
   }
@@ -337,7 +339,7 @@ export class PageTable {
    * #checkRange throws.
    */
   #range(ev: number, op: PageEvent, rangeOp: string, pfn: number, count: number): void {
-    if (!(pfn >>> 0 === pfn && pfn < this.pageCount && count >>> 0 === count && pfn + count <= this.pageCount)) {
+    if (!(typeof pfn === 'number' && typeof count === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount && count >>> 0 === count && pfn + count <= this.pageCount)) {
       this.#checkRange(rangeOp, pfn, count)
     }
     const st = this.#rangeFn(ev, pfn, count)
@@ -502,10 +504,9 @@ export class PageTable {
   }
 
   async #waitUntil(probe: () => number, opts: WaitOptions, syscall: string, pfn: number | undefined): Promise<void> {
+    // signal and timeoutMs are checked before anything is waited on or counted.
+    checkWaitOptions(opts, syscall, { pfn })
     const { signal, timeoutMs } = opts ?? {}
-    if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0)) {
-      throw pmemError('EINVAL', syscall, `timeoutMs must be a non-negative number, got ${String(timeoutMs)}`, { pfn })
-    }
     if (signal?.aborted) throw new PmemuAbortError(syscall, { pfn, cause: signal.reason })
     let word = probe()
     if (word < 0) return
@@ -573,6 +574,15 @@ export class PageTable {
     const base = this.#i32[M_PGMAP_BASE >> 2]!
     if (base !== 0) Atomics.sub(this.#i32, H_PGMAP_REFS >> 2, base)
     this.#x.bump(S_UNBINDS, 1n)
+  }
+
+  /** A small summary: JSON.stringify(table) must not walk the wasm memory. */
+  toJSON(): Record<string, unknown> {
+    return { type: 'PageTable', pageCount: this.pageCount, pageSize: this.pageSize, model: this.model.name, strict: this.strict, bound: this.bound }
+  }
+
+  [inspect.custom](): string {
+    return `PageTable ${inspect(this.toJSON())}`
   }
 
   get bound(): boolean {

@@ -4,11 +4,13 @@
  * This is what `openDevice` returns.
  */
 import { EventEmitter } from 'node:events'
+import { inspect } from 'node:util'
 import type { Logger } from 'pino'
 import { pmemError, PmemuError } from '../errors.js'
 import { PageTable, type PageSnapshot, type Violation } from '../page/index.js'
 import { rootLogger, subsystemLogger } from '../util/log.js'
 import { parseSize } from '../util/size.js'
+import { checkBoolean, checkBytes, checkOptions, checkWaitOptions, describe } from '../util/check.js'
 import { Region, type RegionOptions } from './region.js'
 import type { Backend, BadBlock, Capabilities, CrashOptions, MapMode, ModelName, Persistence } from './types.js'
 
@@ -64,6 +66,11 @@ export class Device extends EventEmitter {
   }
 
   static async open(path?: string, opts: OpenDeviceOptions = {}): Promise<Device> {
+    const where = typeof path === 'string' ? { path } : {}
+    checkOptions(opts, 'open', where)
+    opts ??= {}
+    checkBoolean(opts.strict, 'open', 'strict', where)
+    checkLogger(opts.logger, where)
     const log = rootLogger(opts.logger)
     const region = await Region.open(path, { ...opts, logger: subsystemLogger(log, 'region') })
     try {
@@ -123,8 +130,14 @@ export class Device extends EventEmitter {
     this.assertLive('view')
     return this.region.view(offset, length)
   }
-  read(offset: number, dst: Uint8Array): void { this.assertLive('read'); this.region.read(offset, dst) }
-  write(offset: number, src: Uint8Array): void { this.assertLive('write'); this.region.write(offset, src) }
+  read(offset: number, dst: Uint8Array): void {
+    this.assertLive('read')
+    this.region.read(offset, checkBytes(dst, 'read', 'dst (the buffer to read into)'))
+  }
+  write(offset: number, src: Uint8Array): void {
+    this.assertLive('write')
+    this.region.write(offset, checkBytes(src, 'write', 'src (the bytes to write)'))
+  }
   zero(offset: number, length: number): void { this.assertLive('zero'); this.region.zero(offset, length) }
   persist(offset: number, length: number): void { this.assertLive('persist'); this.region.persist(offset, length) }
 
@@ -151,8 +164,8 @@ export class Device extends EventEmitter {
 
   poison(offset: number | string, length: number | string): BadBlock {
     this.assertLive('poison')
-    const off = parseSize(offset, 'offset')
-    const len = parseSize(length, 'length')
+    const off = parseSize(offset, 'offset', 'poison')
+    const len = parseSize(length, 'length', 'poison')
     if (len === 0) throw pmemError('EINVAL', 'poison', 'length must be at least one byte', { offset: off })
     this.region.checkRange('poison', off, len)
     const s = Math.floor(off / SECTOR) * SECTOR
@@ -196,7 +209,8 @@ export class Device extends EventEmitter {
    */
   async crash(opts: CrashOptions = {}): Promise<{ seed: number; keep: string; linesLost: number }> {
     this.assertLive('crash')
-    const r = this.region.crash(opts)
+    checkOptions(opts, 'crash')
+    const r = this.region.crash(opts ?? {})
     this.generation++
     for (const l of [...this.layers]) {
       if (l.crash) await l.crash(r)
@@ -217,6 +231,9 @@ export class Device extends EventEmitter {
    */
   async unbind(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
     this.assertLive('unbind')
+    // Checked before anything changes: a bad signal or timeout leaves the device as it was.
+    checkWaitOptions(opts, 'unbind', this.path ? { path: this.path } : {})
+    opts ??= {}
     if (this.state === 'unbinding') throw pmemError('EBUSY', 'unbind', 'an unbind is already in progress')
     this.state = 'unbinding'
     try {
@@ -253,9 +270,33 @@ export class Device extends EventEmitter {
     this.emit('close')
   }
 
+  /** A small summary: JSON.stringify(dev) must not walk the region's buffers. */
+  toJSON(): Record<string, unknown> {
+    const live = this.state !== 'closed'
+    return {
+      type: 'Device', path: this.path ?? null, backend: this.backend, size: this.size, capacity: this.capacity,
+      pageSize: this.pageSize, pageCount: this.pageCount, model: this.model, map: this.map,
+      persistence: this.persistence, readOnly: this.readOnly, uuid: this.uuid, status: this.state,
+      generation: this.generation, badblocks: live ? this.region.info.badblocks.length : undefined,
+    }
+  }
+
+  [inspect.custom](): string {
+    return `Device ${inspect(this.toJSON())}`
+  }
+
   /** What a worker needs to reach the same bytes and the same side table. */
   transferable(): { region: ReturnType<Region['transferable']>; table: ReturnType<PageTable['transferable']> } {
     return { region: this.region.transferable(), table: this.table.transferable() }
+  }
+}
+
+/** An injected logger must be pino-shaped (child, info, debug), or every layer fails later with a TypeError. */
+function checkLogger(logger: unknown, where: { path?: string }): void {
+  if (logger === undefined) return
+  const l = logger as Record<string, unknown> | null
+  if (l === null || typeof l !== 'object' || typeof l.child !== 'function' || typeof l.info !== 'function' || typeof l.debug !== 'function') {
+    throw pmemError('EINVAL', 'open', `logger must be a pino logger (with child, info and debug), got ${describe(logger)}`, where)
   }
 }
 

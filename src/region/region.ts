@@ -10,10 +10,12 @@ import { createRequire } from 'node:module'
 import { isMainThread } from 'node:worker_threads'
 import { resolve } from 'node:path'
 import { constants } from 'node:os'
+import { inspect } from 'node:util'
 import type { Logger } from 'pino'
 import { pmemError, wrapSystemError, PmemuError } from '../errors.js'
 import { parseSize, formatBytes, type Size } from '../util/size.js'
 import { nativeShim, nativeAvailable } from './native.js'
+import { checkBoolean, checkOffset } from '../util/check.js'
 import {
   decodeInfo, encodeInfo, geometry, infoBytes, randomUuid, BADBLOCK_HEADER,
 } from './info.js'
@@ -143,13 +145,21 @@ export class Region {
   /** Open or create a region. Every bad input throws a PmemuError and leaves the file as it was. */
   static async open(path: string | undefined, opts: RegionOptions = {}): Promise<Region> {
     if (opts === null || typeof opts !== 'object') throw pmemError('EINVAL', 'open', 'options must be an object')
+    const where = typeof path === 'string' ? { path } : {}
+    if (typeof path === 'string' && path.includes('\0')) {
+      throw pmemError('EINVAL', 'open', 'the device path contains a NUL byte', { path: JSON.stringify(path).slice(1, -1) })
+    }
+    for (const k of ['create', 'readOnly', 'crashShadow'] as const) checkBoolean(opts[k], 'open', k, where)
+    if (opts.readOnly === true && opts.create === true) {
+      throw pmemError('EINVAL', 'open', 'readOnly and create conflict: a read-only open cannot create the device', where)
+    }
     const backend = oneOf(opts.backend, BACKENDS, 'backend', path === undefined ? 'memory' : 'native')
     const model = oneOf(opts.model, MODELS, 'model', 'upstream')
     const map = oneOf(opts.map, ['mem', 'dev'] as const, 'map', 'mem')
     const persistence = oneOf(opts.persistence, ['adr', 'eadr'] as const, 'persistence', 'adr')
     if (opts.flush !== undefined) oneOf(opts.flush, ['clwb', 'clflushopt', 'msync', 'none'] as const, 'flush', 'none')
     const pageSize = opts.pageSize === undefined ? undefined : checkPageSize(opts.pageSize)
-    const size = opts.size === undefined ? undefined : parseSize(opts.size)
+    const size = opts.size === undefined ? undefined : parseSize(opts.size, 'size', 'open')
     const readOnly = opts.readOnly === true
     if (backend === 'memory') {
       if (path !== undefined) throw pmemError('EINVAL', 'open', "the memory backend takes no path", { path })
@@ -167,7 +177,7 @@ export class Region {
         throw pmemError('EINVAL', 'open', `the mmap-io backend maps at most 2 GiB, asked for ${formatBytes(size)}; use the native backend`, { path: abs })
       }
     }
-    const o = Region.openFile(abs, size, pageSize, model, map, persistence, readOnly, opts.create === true)
+    const o = Region.openFile(abs, size, pageSize, model, map, persistence, readOnly, opts.create === true, opts.map !== undefined)
     try {
       return Region.mapFile(abs, backend, o, readOnly, persistence, opts)
     } catch (e) {
@@ -233,7 +243,7 @@ export class Region {
 
   /** Open the file, lock it, and read or write its info block. */
   private static openFile(path: string, size: number | undefined, pageSize: number | undefined, model: ModelName,
-    map: MapMode, persistence: Persistence, readOnly: boolean, create: boolean): Opened {
+    map: MapMode, persistence: Persistence, readOnly: boolean, create: boolean, mapGiven = false): Opened {
     let st: nodeFs.Stats | undefined
     try {
       st = nodeFs.statSync(path)
@@ -285,6 +295,9 @@ export class Region {
       }
       if (pageSize !== undefined && pageSize !== info.pageSize) {
         throw pmemError('EINVAL', 'open', `the device has ${info.pageSize}-byte pages, not ${pageSize}`, { path })
+      }
+      if (mapGiven && map !== info.map) {
+        throw pmemError('EINVAL', 'open', `the device was created with map: '${info.map}', not '${map}' (the layout is fixed at creation)`, { path })
       }
       return { fd, created, info }
     } catch (e) {
@@ -387,6 +400,9 @@ export class Region {
   checkRange(op: string, offset: number, length: number): void {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 ||
         offset + length > this.info.capacity) {
+      // Say which argument is bad before talking about ranges ("[3, 3+16)" for offset '3' misleads).
+      checkOffset(offset, op, 'offset')
+      checkOffset(length, op, 'length', { offset })
       throw pmemError('EINVAL', op, `range [${offset}, ${offset}+${length}) is outside the device's ${this.info.capacity} usable bytes`, { offset, length })
     }
   }
@@ -529,6 +545,20 @@ export class Region {
     }
     this.log?.info({ seed, keep, lost, kept }, 'crash')
     return { seed, keep, linesLost: lost, linesKept: kept }
+  }
+
+  /** A small summary: JSON.stringify(region) must not walk the windows (that aborts Node on large devices). */
+  toJSON(): Record<string, unknown> {
+    return {
+      type: 'Region', path: this.path ?? null, backend: this.backend, size: this.size, capacity: this.capacity,
+      pageSize: this.pageSize, pageCount: this.pageCount, map: this.info.map, model: this.info.model,
+      persistence: this.persistence, readOnly: this.readOnly, uuid: this.info.uuid, closed: this.closed,
+      windows: this.windows.length, crashShadow: this.hasShadow,
+    }
+  }
+
+  [inspect.custom](): string {
+    return `Region ${inspect(this.toJSON())}`
   }
 
   /** What a worker needs to reach the same bytes (never remapped there). */

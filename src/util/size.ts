@@ -11,11 +11,16 @@ const UNITS: Record<string, number> = {
 /** A size in bytes: a non-negative safe integer, or a string like '64MiB', '2GiB', '4096'. */
 export type Size = number | string
 
-/** Parse a size; throws EINVAL (naming `what`) on anything that is not a whole, non-negative byte count. */
-export function parseSize(value: Size | undefined | null, what = 'size'): number {
+/**
+ * Parse a size; throws EINVAL (naming `what`) on anything that is not a whole,
+ * non-negative byte count. `op` becomes the error's `syscall` (the operation
+ * the caller was performing, e.g. 'mkfs' or 'Region.read'); it defaults to
+ * 'parseSize'.
+ */
+export function parseSize(value: Size | undefined | null, what = 'size', op = 'parseSize'): number {
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value) || value < 0) {
-      throw pmemError('EINVAL', 'parseSize', `${what} must be a non-negative whole number of bytes, got ${value}`)
+      throw pmemError('EINVAL', op, `${what} must be a non-negative whole number of bytes, got ${value}`)
     }
     return value
   }
@@ -26,9 +31,9 @@ export function parseSize(value: Size | undefined | null, what = 'size'): number
       const n = Number(m[1]) * mult
       if (Number.isSafeInteger(n)) return n
     }
-    throw pmemError('EINVAL', 'parseSize', `${what} '${value}' is not a size (use bytes or e.g. '64MiB', '2GiB')`)
+    throw pmemError('EINVAL', op, `${what} '${value}' is not a size (use bytes or e.g. '64MiB', '2GiB')`)
   }
-  throw pmemError('EINVAL', 'parseSize', `${what} must be a number of bytes or a string like '64MiB', got ${typeof value}`)
+  throw pmemError('EINVAL', op, `${what} must be a number of bytes or a string like '64MiB', got ${typeof value}`)
 }
 
 /** Human-readable bytes with a binary unit, e.g. 67108864 -> '64 MiB'. */
