@@ -18,6 +18,8 @@ export interface NodeSystemError extends Error {
   syscall: string
   path?: string
   dest?: string
+  /** EHWPOISON on a read: how many bytes before the first poisoned sector were copied into the buffer. */
+  bytesRead?: number
 }
 
 let messages: Map<number, [string, string]> | undefined
@@ -60,7 +62,11 @@ function bareMessage(e: PmemuError): string {
 export function toNodeError(e: unknown, syscall: string, path?: string, dest?: string): unknown {
   if (e instanceof PmemuError) {
     if (e.code === 'ABORT_ERR') return e
-    return nodeError(e.code, syscall, path, dest, e, bareMessage(e))
+    const n = nodeError(e.code, syscall, path, dest, e, bareMessage(e))
+    // A poisoned read reports how much of the buffer it filled; keep that on the Node-shaped error.
+    const br = (e as { bytesRead?: unknown }).bytesRead
+    if (typeof br === 'number') n.bytesRead = br
+    return n
   }
   return e
 }

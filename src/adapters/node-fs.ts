@@ -126,6 +126,81 @@ function pathArg(p: unknown, name = 'path'): { user: string; fs: string } {
   return { user: s, fs: toFsPath(s) }
 }
 
+/** A path after {@link walk}: the caller's form, the pmemu form, and whether its last component was '.' or '..'. */
+interface Walked { user: string; fs: string; last: '.' | '..' | undefined; slash: boolean }
+
+/**
+ * Resolve '.' and '..' as Linux does rather than lexically: the directory
+ * before each '.'/'..' must exist and be a directory ('/f/..' is ENOTDIR,
+ * '/missing/..' ENOENT), and a final '.'/'..' is reported so callers can
+ * refuse it (rmdir('/d/.') is EINVAL on Linux, not a removal of '/d').
+ */
+async function walk(fs: PmemFs, path: unknown, syscall: string, name = 'path'): Promise<Walked> {
+  const p = pathArg(path, name)
+  const comps = p.user.split('/').filter(c => c !== '')
+  const slash = p.user.length > 1 && p.user.endsWith('/')
+  let last: Walked['last']
+  if (comps.includes('.') || comps.includes('..')) {
+    const stack: string[] = []
+    for (const c of comps) {
+      if (c === '.' || c === '..') {
+        const dir = `/${stack.join('/')}`
+        let st: PmemStats
+        try { st = await fs.stat(dir) } catch (e) { throw toNodeError(e, syscall, p.user) }
+        if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
+        if (c === '..') stack.pop()
+      } else {
+        stack.push(c)
+      }
+    }
+    const tail = comps[comps.length - 1]
+    last = tail === '.' || tail === '..' ? tail : undefined
+  }
+  return { user: p.user, fs: p.fs, last, slash }
+}
+
+/** The parent directory of a walked path must exist and be a directory (errors as the path walk gives them). */
+async function parentDir(fs: PmemFs, p: Walked, syscall: string): Promise<void> {
+  // A final '.'/'..' was resolved by walk: its directory exists.
+  if (p.last !== undefined) return
+  const dir = posix.dirname(p.fs.endsWith('/') ? p.fs.slice(0, -1) : p.fs)
+  let st: PmemStats
+  try { st = await fs.stat(dir) } catch (e) { throw toNodeError(e, syscall, p.user) }
+  if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
+}
+
+const O_DIRECTORY = fsConstants.O_DIRECTORY ?? 0o200000
+const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0o400000
+
+/** What the adapter itself needs to know about open flags (the fs parses the rest). */
+function flagInfo(flags: OpenMode): { pass: OpenMode; creates: boolean; directory: boolean } {
+  if (typeof flags === 'number') {
+    return { pass: flags & ~(O_DIRECTORY | O_NOFOLLOW), creates: (flags & fsConstants.O_CREAT) !== 0, directory: (flags & O_DIRECTORY) !== 0 }
+  }
+  return { pass: flags, creates: typeof flags === 'string' && /[wa]/.test(flags), directory: false }
+}
+
+/**
+ * open(2) as Linux: O_CREAT on a path ending in '/', '.' or '..' is EISDIR
+ * (once the parent resolves), O_DIRECTORY on a non-directory ENOTDIR,
+ * O_DIRECTORY|O_CREAT EINVAL; O_NOFOLLOW is accepted (no symlinks yet).
+ */
+async function openAt(fs: PmemFs, path: unknown, flags: OpenMode, mode: number, syscall = 'open', name = 'path'): Promise<PmemFile> {
+  const p = await walk(fs, path, syscall, name)
+  const fi = flagInfo(flags ?? 'r')
+  if (fi.directory && fi.creates) throw nodeError('EINVAL', syscall, p.user)
+  if (fi.creates && (p.slash || p.last !== undefined)) {
+    await parentDir(fs, p, syscall)
+    throw nodeError('EISDIR', syscall, p.user)
+  }
+  if (fi.directory) {
+    let st: PmemStats
+    try { st = await fs.stat(p.fs) } catch (e) { throw toNodeError(e, syscall, p.user) }
+    if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
+  }
+  return await wrap(syscall, p.user, () => fs.open(p.fs, fi.pass, mode))
+}
+
 /** Resolve a user path to the pmemu absolute form: relative paths against '/', '//' collapsed, a trailing '/' kept. */
 export function toFsPath(p: string): string {
   const r = posix.resolve('/', p)
@@ -230,11 +305,12 @@ export class PmemFileHandle {
   }
 
   async readv<T extends NodeJS.ArrayBufferView[]>(buffers: T, position?: number | null): Promise<{ bytesRead: number; buffers: T }> {
-    const f = this.live('read')
+    const f = this.live('readv')
     let pos = positionArg(position)
     let total = 0
     for (const v of buffers) {
       const bytes = bytesOf(v)
+      if (bytes.length === 0) continue
       const n = wrapSync('read', undefined, () => f.read(bytes, pos))
       total += n
       if (pos !== null) pos += n
@@ -267,16 +343,20 @@ export class PmemFileHandle {
     }
     const f = this.live('write')
     const pos = positionArg(position)
-    const n = wrapSync('write', undefined, () => f.write(bytes, pos))
+    // Node returns 0 for an empty write without a system call (so no EBADF on an 'r' handle, no position change).
+    if (bytes.length === 0) return { bytesWritten: 0, buffer: a }
+    const n = pwrite(f, bytes, pos)
     return { bytesWritten: n, buffer: a }
   }
 
   async writev<T extends NodeJS.ArrayBufferView[]>(buffers: T, position?: number | null): Promise<{ bytesWritten: number; buffers: T }> {
-    const f = this.live('write')
+    const f = this.live('writev')
     let pos = positionArg(position)
     let total = 0
     for (const v of buffers) {
-      const n = wrapSync('write', undefined, () => f.write(bytesOf(v), pos))
+      const bytes = bytesOf(v)
+      if (bytes.length === 0) continue
+      const n = pwrite(f, bytes, pos)
       total += n
       if (pos !== null) pos += n
     }
@@ -308,7 +388,8 @@ export class PmemFileHandle {
 
   async truncate(len = 0): Promise<void> {
     const f = this.live('ftruncate')
-    await wrap('ftruncate', undefined, () => f.truncate(len))
+    const n = truncLen(len)
+    await wrap('ftruncate', undefined, () => f.truncate(n))
   }
 
   stat(opts: StatOptions & { bigint: true }): Promise<PmemNodeBigIntStats>
@@ -342,6 +423,17 @@ export class PmemFileHandle {
   async utimes(_atime: unknown, _mtime: unknown): Promise<void> { this.live('futime'); throw unsupported('futime') }
 }
 
+/**
+ * write(2)/pwrite(2): with a position the file position does not move, also
+ * on an O_APPEND handle (Linux appends there but leaves the position alone).
+ */
+function pwrite(f: PmemFile, bytes: Uint8Array, pos: number | null): number {
+  const saved = f.position
+  const n = wrapSync('write', undefined, () => f.write(bytes, pos))
+  if (pos !== null) f.position = saved
+  return n
+}
+
 function unsupported(syscall: string, path?: string): NodeSystemError {
   return nodeError('ENOSYS', syscall, path)
 }
@@ -355,6 +447,12 @@ function rangeInt(v: unknown, name: string, min: number, max: number): number {
     throw argError('ERR_OUT_OF_RANGE', `The value of "${name}" is out of range. It must be >= ${min} && <= ${max}. Received ${n}`, RangeError)
   }
   return n
+}
+
+/** Node clamps a negative truncate length to 0. */
+function truncLen(len: unknown): number {
+  const n = len === undefined || len === null ? 0 : rangeInt(len, 'len', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)
+  return Math.max(0, n)
 }
 
 /** null / undefined / -1 = the file position. */
@@ -509,9 +607,7 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
     pmem: fs,
 
     async open(path: PathLike, flags: OpenMode = 'r', mode?: number): Promise<PmemFileHandle> {
-      const p = pathArg(path)
-      const f = await wrap('open', p.user, () => fs.open(p.fs, flags ?? 'r', mode ?? 0o666))
-      return new PmemFileHandle(f)
+      return new PmemFileHandle(await openAt(fs, path, flags ?? 'r', mode ?? 0o666))
     },
 
     async readFile(path: PathLike | PmemFileHandle, options?: ReadFileOptions | Encoding | null): Promise<string | Buffer> {
@@ -522,8 +618,7 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
       if (path instanceof PmemFileHandle) {
         buf = await path.readFile()
       } else {
-        const p = pathArg(path)
-        const f = await wrap('open', p.user, () => fs.open(p.fs, o.flag ?? 'r'))
+        const f = await openAt(fs, path, o.flag ?? 'r', 0o666)
         try {
           buf = readRest(f, 0)
         } finally {
@@ -542,17 +637,17 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
     },
 
     async stat(path: PathLike, opts?: StatOptions): Promise<PmemNodeStats | PmemNodeBigIntStats> {
-      const p = pathArg(path)
+      const p = await walk(fs, path, 'stat')
       return toStats(await wrap('stat', p.user, () => fs.stat(p.fs)), opts)
     },
 
     async lstat(path: PathLike, opts?: StatOptions): Promise<PmemNodeStats | PmemNodeBigIntStats> {
-      const p = pathArg(path)
+      const p = await walk(fs, path, 'lstat')
       return toStats(await wrap('lstat', p.user, () => fs.lstat(p.fs)), opts)
     },
 
     async readdir(path: PathLike, options?: ReaddirOptions | Encoding | null): Promise<unknown[]> {
-      const p = pathArg(path)
+      const p = await walk(fs, path, 'scandir')
       const o = typeof options === 'object' && options !== null ? options : {}
       const enc = encodingOf(options, 'utf8')
       const ents = await listDir(fs, p, o.recursive === true, 'scandir')
@@ -564,19 +659,38 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
     },
 
     async opendir(path: PathLike, options?: { encoding?: BufferEncoding | null; bufferSize?: number; recursive?: boolean }): Promise<PmemDir> {
-      const p = pathArg(path)
+      const p = await walk(fs, path, 'opendir')
       return new PmemDir(p.user, await listDir(fs, p, options?.recursive === true, 'opendir'))
     },
 
     async mkdir(path: PathLike, options?: MkdirOptions | number | string | null): Promise<string | undefined> {
-      const p = pathArg(path)
       const o = typeof options === 'object' && options !== null ? options : { mode: options ?? undefined }
       const mode = typeof o.mode === 'string' ? parseInt(o.mode, 8) : o.mode ?? 0o777
       if (!o.recursive) {
+        const p = await walk(fs, path, 'mkdir')
+        // mkdir(2) of a final '.'/'..' is EEXIST (the directory it names exists: walk checked).
+        if (p.last !== undefined) throw nodeError('EEXIST', 'mkdir', p.user)
         await wrap('mkdir', p.user, () => fs.mkdir(p.fs, mode))
         return undefined
       }
+      const p = pathArg(path)
       const parts = toFsPath(p.user).split('/').filter(Boolean)
+      const lexical = !p.user.split('/').some(c => c === '.' || c === '..')
+      const slash = p.user.length > 1 && p.user.endsWith('/')
+      // Node returns the first directory it created in the caller's form ('b/' for 'b/', 'd/x' for 'd/x/y').
+      const userPrefix = (i: number): string => {
+        if (i === parts.length - 1) return lexical ? p.user : `/${parts.join('/')}`
+        if (!lexical) return `/${parts.slice(0, i + 1).join('/')}`
+        let n = -1
+        let k = 0
+        for (const c of p.user.split('/')) {
+          k += c.length
+          if (c !== '') n++
+          if (n === i) break
+          k += 1 // the '/'
+        }
+        return p.user.slice(0, k)
+      }
       let first: string | undefined
       let cur = ''
       for (let i = 0; i < parts.length; i++) {
@@ -588,12 +702,12 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
           if (!isPmemuError(e, 'ENOENT')) throw toNodeError(e, 'mkdir', p.user)
         }
         if (st) {
-          if (!st.isDirectory()) throw nodeError(i === parts.length - 1 ? 'EEXIST' : 'ENOTDIR', 'mkdir', p.user)
+          if (!st.isDirectory()) throw nodeError(i === parts.length - 1 && !slash ? 'EEXIST' : 'ENOTDIR', 'mkdir', p.user)
           continue
         }
         try {
           await fs.mkdir(cur, mode)
-          first ??= cur
+          first ??= userPrefix(i)
         } catch (e) {
           if (!isPmemuError(e, 'EEXIST')) throw toNodeError(e, 'mkdir', p.user)
         }
@@ -616,7 +730,11 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
     },
 
     async rm(path: PathLike, options?: RmOptions): Promise<void> {
-      const p = pathArg(path)
+      let p: Walked
+      try { p = await walk(fs, path, 'lstat') } catch (e) {
+        if (options?.force && (e as NodeSystemError).code === 'ENOENT') return
+        throw e
+      }
       let st: PmemStats
       try {
         st = await fs.lstat(p.fs)
@@ -626,46 +744,56 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
       }
       if (st.isDirectory()) {
         if (!options?.recursive) throw rmIsDirError(p.user)
-        await removeTree(fs, p.fs, p.user)
+        await removeTree(fs, p.fs, p.user, p.last)
         return
       }
       await wrap('unlink', p.user, () => fs.unlink(p.fs))
     },
 
     async rmdir(path: PathLike, options?: { recursive?: boolean }): Promise<void> {
-      const p = pathArg(path)
+      const p = await walk(fs, path, options?.recursive ? 'stat' : 'rmdir')
       if (options?.recursive) {
         const st = await wrap('stat', p.user, () => fs.stat(p.fs))
         if (!st.isDirectory()) throw nodeError('ENOTDIR', 'rmdir', p.user)
-        await removeTree(fs, p.fs, p.user)
+        await removeTree(fs, p.fs, p.user, p.last)
         return
       }
+      // rmdir(2): a final '.' is EINVAL and '..' ENOTEMPTY; never the lexical parent.
+      if (p.last !== undefined) throw nodeError(p.last === '.' ? 'EINVAL' : 'ENOTEMPTY', 'rmdir', p.user)
       await wrap('rmdir', p.user, () => fs.rmdir(p.fs))
     },
 
     async unlink(path: PathLike): Promise<void> {
-      const p = pathArg(path)
+      const p = await walk(fs, path, 'unlink')
+      if (p.last !== undefined) throw nodeError('EISDIR', 'unlink', p.user)
       await wrap('unlink', p.user, () => fs.unlink(p.fs))
     },
 
     async rename(oldPath: PathLike, newPath: PathLike): Promise<void> {
-      const a = pathArg(oldPath, 'oldPath')
-      const b = pathArg(newPath, 'newPath')
+      const a = await walk(fs, oldPath, 'rename', 'oldPath')
+      const b = await walk(fs, newPath, 'rename', 'newPath')
+      if (a.last !== undefined || b.last !== undefined) throw nodeError('EBUSY', 'rename', a.user, b.user)
+      const bDir = b.fs.endsWith('/') ? b.fs.slice(0, -1) : b.fs
+      if (a.fs.startsWith(`${bDir}/`) && bDir !== '/') {
+        // The target is an ancestor of the source: Linux finds the source first (ENOENT), then says ENOTEMPTY.
+        await wrap('rename', a.user, () => fs.lstat(a.fs), b.user)
+        throw nodeError('ENOTEMPTY', 'rename', a.user, b.user)
+      }
       await wrap('rename', a.user, () => fs.rename(a.fs, b.fs), b.user)
     },
 
     async truncate(path: PathLike, len = 0): Promise<void> {
-      const p = pathArg(path)
-      const f = await wrap('open', p.user, () => fs.open(p.fs, 'r+'))
+      const n = truncLen(len)
+      const f = await openAt(fs, path, 'r+', 0o666)
       try {
-        await wrap('ftruncate', undefined, () => f.truncate(len))
+        await wrap('ftruncate', undefined, () => f.truncate(n))
       } finally {
         await f.close().catch(() => undefined)
       }
     },
 
     async access(path: PathLike, mode: number = fsConstants.F_OK): Promise<void> {
-      const p = pathArg(path)
+      const p = await walk(fs, path, 'access')
       const st = await wrap('access', p.user, () => fs.stat(p.fs))
       if ((mode & fsConstants.X_OK) && st.isFile() && (st.mode & 0o111) === 0) throw nodeError('EACCES', 'access', p.user)
       if ((mode & fsConstants.W_OK) && fs.device.readOnly) throw nodeError('EROFS', 'access', p.user)
@@ -676,15 +804,26 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
       const b = pathArg(dest, 'dest')
       const fail = (e: unknown): unknown => toNodeError(e, 'copyfile', a.user, b.user)
       if (mode & fsConstants.COPYFILE_FICLONE_FORCE) throw nodeError('ENOSYS', 'copyfile', a.user, b.user)
+      // libuv's order: open the source, open (create) the destination, stop if both are
+      // the same file, truncate it, copy; on any failure after that the destination is removed.
+      const twoPath = (e: unknown): unknown => {
+        const n = e as NodeSystemError
+        return n && typeof n === 'object' && typeof n.code === 'string' && n.syscall ? nodeError(n.code, 'copyfile', a.user, b.user, n) : fail(e)
+      }
       let from: PmemFile
-      try { from = await fs.open(a.fs, 'r') } catch (e) { throw fail(e) }
+      try { from = await openAt(fs, src, 'r', 0, 'copyfile', 'src') } catch (e) { throw twoPath(e) }
       try {
-        if (from.stat().isDirectory()) throw nodeError('EISDIR', 'copyfile', a.user, b.user)
+        const srcStat = from.stat()
+        const excl = (mode & fsConstants.COPYFILE_EXCL) !== 0
         let to: PmemFile
         try {
-          to = await fs.open(b.fs, mode & fsConstants.COPYFILE_EXCL ? 'wx' : 'w', from.stat().mode & 0o7777)
-        } catch (e) { throw fail(e) }
+          to = await openAt(fs, dest, fsConstants.O_WRONLY | fsConstants.O_CREAT | (excl ? fsConstants.O_EXCL : 0), srcStat.mode & 0o7777, 'copyfile', 'dest')
+        } catch (e) { throw twoPath(e) }
+        let failed = false
         try {
+          if (!excl && to.ino === from.ino) return
+          await to.truncate(0)
+          if (srcStat.isDirectory()) throw nodeError('EISDIR', 'copyfile', a.user, b.user)
           const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, from.size)))
           for (let pos = 0; ;) {
             const n = from.read(buf, pos)
@@ -692,7 +831,13 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
             to.write(buf.subarray(0, n), pos)
             pos += n
           }
-        } catch (e) { throw fail(e) } finally { await to.close().catch(() => undefined) }
+        } catch (e) {
+          failed = true
+          throw fail(e)
+        } finally {
+          await to.close().catch(() => undefined)
+          if (failed) await fs.unlink(toFsPath(b.user)).catch(() => undefined)
+        }
       } finally {
         await from.close().catch(() => undefined)
       }
@@ -700,7 +845,7 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
 
     async realpath(path: PathLike, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string> {
       void options
-      const p = pathArg(path)
+      const p = await walk(fs, path, 'realpath')
       await wrap('realpath', p.user, () => fs.stat(p.fs))
       return posix.resolve('/', p.fs)
     },
@@ -743,8 +888,7 @@ async function writeFileImpl(fs: PmemFs, path: PathLike | PmemFileHandle, data: 
     await (dflt === 'a' ? path.appendFile(data, options) : path.writeFile(data, options))
     return
   }
-  const p = pathArg(path, 'file')
-  const f = await wrap('open', p.user, () => fs.open(p.fs, o.flag ?? dflt, o.mode ?? 0o666))
+  const f = await openAt(fs, path, o.flag ?? dflt, o.mode ?? 0o666, 'open', 'file')
   try {
     await writeAll(f, data, enc, o.signal)
     if (o.flush) await wrap('fsync', undefined, () => f.fsync())
@@ -770,7 +914,7 @@ async function listDir(fs: PmemFs, p: { user: string; fs: string }, recursive: b
 }
 
 /** Depth-first removal of a directory tree. */
-async function removeTree(fs: PmemFs, dir: string, user: string): Promise<void> {
+async function removeTree(fs: PmemFs, dir: string, user: string, last?: '.' | '..'): Promise<void> {
   const ents = await wrap('scandir', user, () => fs.readdir(dir, { withFileTypes: true }))
   for (const e of ents) {
     const child = posix.join(dir, e.name)
@@ -778,5 +922,7 @@ async function removeTree(fs: PmemFs, dir: string, user: string): Promise<void> 
     if (e.isDirectory()) await removeTree(fs, child, childUser)
     else await wrap('unlink', childUser, () => fs.unlink(child))
   }
+  // As Linux, the final rmdir of a path ending in '.'/'..' fails (the entries are gone by then).
+  if (last !== undefined) throw nodeError(last === '.' ? 'EINVAL' : 'ENOTEMPTY', 'rmdir', user)
   await wrap('rmdir', user, () => fs.rmdir(dir))
 }
