@@ -1,7 +1,7 @@
 /**
  * runBenchmarks(): opens the bench region once per model, runs every
  * registered benchmark that is available, and returns the Benchmark JSON of
- * API.md. Benchmarks that cannot run (a layer is missing) or that fail are
+ * docs/api-contract.md. Benchmarks that cannot run (a layer is missing) or that fail are
  * listed in `skipped` with the reason; the run itself never fails for them.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'

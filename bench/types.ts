@@ -1,5 +1,5 @@
 /**
- * Shapes of the benchmark suite: the Benchmark JSON of API.md (`BenchReport`,
+ * Shapes of the benchmark suite: the Benchmark JSON of docs/api-contract.md (`BenchReport`,
  * `BenchResult`) and the small module interface every benchmark implements
  * (`Benchmark`), registered in one list (bench/registry.ts).
  */

@@ -1,5 +1,5 @@
 /**
- * The DMA-vs-truncate race, scripted (issue 7, docs/dma.md): a device DMA
+ * The DMA-vs-truncate race, scripted (docs/dma.md): a device DMA
  * holds pages of a DAX-mapped file, truncate waits for it (the layout
  * break), the DMA releases, truncate completes — with the counters printed
  * at each step, for each refcount model. Then the hazard of the seed

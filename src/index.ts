@@ -1,5 +1,7 @@
 /**
  * pmemu: a persistent-memory device emulator with an fsdax-like file layer.
+ * (`SPEC §N` in comments throughout the code is section N of docs/spec.md,
+ * the design spec; the exported names follow docs/api-contract.md.)
  *
  * ```ts
  * import { openDevice, mkfs, DmaEngine } from 'pmemu'

@@ -1,5 +1,5 @@
 /**
- * The public contract of API.md, walked name by name through the package's
+ * The public contract of docs/api-contract.md, walked name by name through the package's
  * own entry (`import … from 'pmemu'` resolves through package.json
  * `exports` to the compiled dist/, as it does for code outside the project).
  */
@@ -13,7 +13,7 @@ const { openDevice, mkfs, mount, fsck, DmaEngine, toNodeFs, RandomAccessPmem, Pm
 const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pmemu-api-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-t.test('the package entry exports the names of API.md', async t => {
+t.test('the package entry exports the names of docs/api-contract.md', async t => {
   for (const name of ['openDevice', 'mkfs', 'mount', 'fsck', 'DmaEngine', 'toNodeFs', 'RandomAccessPmem', 'PmemuError']) {
     t.type((pmemu as Record<string, unknown>)[name], 'function', name)
   }

@@ -50,7 +50,7 @@ function readAll(f: PmemFile, len: number, at = 0): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------
-// conformance vectors (shared/design/model-vectors.json), every scenario, every model
+// conformance vectors (test/vectors/model-vectors.json), every scenario, every model
 // ---------------------------------------------------------------------------------------------
 
 type Expect = Partial<Record<'refcount' | 'mapcount' | 'pincount' | 'order', number>> & {
@@ -63,7 +63,7 @@ interface Step {
 }
 interface Scenario { name: string; fs: boolean; fileBytes?: number; steps: Step[] }
 
-const vectorsUrl = new URL('../../shared/design/model-vectors.json', import.meta.url)
+const vectorsUrl = new URL('./vectors/model-vectors.json', import.meta.url)
 const VECTORS = JSON.parse(readFileSync(vectorsUrl, 'utf8')) as { scenarios: Scenario[] }
 
 t.test('conformance vectors through the public path', async t => {

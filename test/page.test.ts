@@ -14,7 +14,7 @@ const PAGES = 16384 // 64 MiB of 4 KiB pages, as model-vectors.json's setup
 
 // ---------------------------------------------------------------------------
 // Conformance vectors: the raw-page ("fs": false) scenarios of
-// shared/design/model-vectors.json, verbatim.
+// test/vectors/model-vectors.json (a copy of the design vectors), verbatim.
 // ---------------------------------------------------------------------------
 type Expect = Partial<Record<'refcount' | 'mapcount' | 'pincount' | 'order', number>> & {
   pgmap?: number | 'all'; maybeDmaPinned?: boolean; violations?: number | '>0'

@@ -1,5 +1,5 @@
 /**
- * Randomized DMA stress (issue 7): fast-check, seeded, bounded. A random
+ * Randomized DMA stress: fast-check, seeded, bounded. A random
  * sequence of DMA transfers (both directions, 'pin' and 'get', held until
  * release and released later in the sequence, or aborted), view faults with
  * CPU stores, truncates (shrink and grow), punch-holes and remaps, across a

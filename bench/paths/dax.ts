@@ -1,5 +1,5 @@
 /**
- * DAX benchmarks (issue 6), per model, through the public mkfs (src/mount.ts)
+ * DAX benchmarks, per model, through the public mkfs (src/mount.ts)
  * and `file.mmap()`:
  *
  *   fault              populate() of 1 MiB mappings of a fallocated file:   ns/page  ≤ 200

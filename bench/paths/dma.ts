@@ -1,5 +1,5 @@
 /**
- * DMA engine benchmarks (issue 7), per model, on a fallocated, populated
+ * DMA engine benchmarks, per model, on a fallocated, populated
  * mapping of the bench region:
  *
  *   dma-copy-to-device ×W     region → buffer, W workers (the range split     GB/s  ≥ 80 % of memcpy

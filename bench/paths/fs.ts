@@ -1,5 +1,5 @@
 /**
- * The file system's own figures (issue 5), on a device of its own in the
+ * The file system's own figures, on a device of its own in the
  * scratch directory (1 GiB in a full run, 256 MiB with --quick):
  *
  *   mkfs          public mkfs of the whole device (format + mount + DAX and   ms, median
@@ -45,7 +45,7 @@ function fmtBytes(n: number): string {
 }
 
 /**
- * Sizes of this benchmark. Full run: the issue's 1 GiB device and 10 000
+ * Sizes of this benchmark. Full run: a 1 GiB device and 10 000
  * files. --quick: 256 MiB and 1 000 files (a few seconds). Test budgets
  * (TINY_BUDGET: 8 MiB truncate, 8 samples) shrink both further.
  */

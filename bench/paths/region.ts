@@ -1,5 +1,5 @@
 /**
- * Region-level benchmarks: open of a 64 GiB sparse region (issue 3), the
+ * Region-level benchmarks: open of a 64 GiB sparse region, the
  * side table's bytes per page, and memcpy bandwidth into the region (C
  * `memcpy` vs a JS `Uint8Array.set` into the same mapping).
  */

@@ -1,5 +1,5 @@
 /**
- * Test-double adapters (API.md "Test-double adapters"): a `node:fs/promises`
+ * Test-double adapters (docs/api-contract.md "Test-double adapters"): a `node:fs/promises`
  * view of a pmemu file system, and a random-access-storage instance on it.
  */
 export {

@@ -313,7 +313,7 @@ export function mergeRanges(list: BadBlock[]): BadBlock[] {
   return out
 }
 
-/** Open (or create) a pmem device: see API.md. No path gives the in-memory backend. */
+/** Open (or create) a pmem device: see docs/api-contract.md. No path gives the in-memory backend. */
 export async function openDevice(path?: string, opts: OpenDeviceOptions = {}): Promise<Device> {
   if (path !== undefined && typeof path !== 'string') {
     throw pmemError('EINVAL', 'open', `path must be a string, got ${typeof path}`)
