@@ -11,7 +11,7 @@
  * docs/testing-with-pmemu.md for the list of known divergences.
  */
 import { Buffer } from 'node:buffer'
-import { constants as fsConstants } from 'node:fs'
+import nodeFsModule, { constants as fsConstants } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -548,6 +548,15 @@ export interface PmemNodeFs {
   readonly constants: typeof fsConstants
   /** The pmemu file system underneath. */
   readonly pmem: PmemFs
+  /** The `node:fs/promises` shape (these same methods, promise-only). */
+  readonly promises: Omit<PmemNodeFs, 'promises'>
+  /**
+   * The rest of the `node:fs` module: each async method above also takes a
+   * trailing callback (open then gives an fd number), the fd forms (`read`,
+   * `write`, `close`, `fstat`, `fsync`, `ftruncate`, ...) take those numbers,
+   * and every other name `node:fs` has exists and fails with ENOSYS.
+   */
+  readonly [name: string]: unknown
   open(path: PathLike, flags?: OpenMode, mode?: number): Promise<PmemFileHandle>
   readFile(path: PathLike | PmemFileHandle, options?: { encoding?: null; flag?: OpenMode; signal?: AbortSignal } | null): Promise<Buffer>
   readFile(path: PathLike | PmemFileHandle, options: { encoding: BufferEncoding; flag?: OpenMode; signal?: AbortSignal } | BufferEncoding): Promise<string>
@@ -877,7 +886,85 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
       throw nodeError('ENOSYS', 'symlink', a.user, b.user)
     },
   }
-  return api as PmemNodeFs
+  return moduleShape(api as unknown as Record<string, unknown>) as PmemNodeFs
+}
+
+/** Every name of the real `node:fs` module and of `node:fs/promises` (so that none can fall through to the host). */
+const NODE_FS_NAMES = Object.keys(nodeFsModule)
+const NODE_FSP_NAMES = Object.keys(nodeFsModule.promises)
+
+/**
+ * Give the promise-shaped adapter the shape of the whole `node:fs` module:
+ * its async methods become dual (a trailing callback is called, else a
+ * promise is returned, as fs-extra), `.promises` is the promise shape, and
+ * every other name `node:fs` has exists and fails with ENOSYS — a library
+ * handed this object never reaches the host file system through a gap.
+ */
+function moduleShape(api: Record<string, unknown>): Record<string, unknown> {
+  const promises: Record<string, unknown> = { ...api }
+  for (const name of NODE_FSP_NAMES) {
+    if (!(name in promises)) promises[name] = async (): Promise<never> => { throw nodeError('ENOSYS', name) }
+  }
+  const mod: Record<string, unknown> = { constants: fsConstants, F_OK: fsConstants.F_OK, R_OK: fsConstants.R_OK, W_OK: fsConstants.W_OK, X_OK: fsConstants.X_OK, promises, pmem: api.pmem }
+  const fds = new Map<number, PmemFileHandle>()
+  const handle = (fd: unknown, syscall: string): PmemFileHandle => {
+    const h = typeof fd === 'number' ? fds.get(fd) : undefined
+    if (!h) throw nodeError('EBADF', syscall)
+    return h
+  }
+  const dual = (fn: (...a: unknown[]) => Promise<unknown>, spread?: (v: unknown) => unknown[]) => (...args: unknown[]): unknown => {
+    const cb = typeof args[args.length - 1] === 'function' ? args.pop() as (...r: unknown[]) => void : undefined
+    const pr = (async () => fn(...args))()
+    if (!cb) return pr
+    pr.then(v => { cb(null, ...(spread ? spread(v) : [v])) }, e => { cb(e) })
+    return undefined
+  }
+  for (const [name, fn] of Object.entries(api)) {
+    if (typeof fn !== 'function' || name === 'open') continue
+    mod[name] = dual(fn as (...a: unknown[]) => Promise<unknown>)
+  }
+  // open: a FileHandle as a promise (what callers of the promise shape get), an fd number to a callback.
+  const open = api.open as (...a: unknown[]) => Promise<PmemFileHandle>
+  mod.open = (...args: unknown[]): unknown => {
+    const cb = typeof args[args.length - 1] === 'function' ? args.pop() as (e: unknown, fd?: number) => void : undefined
+    const pr = open(...args).then(h => { fds.set(h.fd, h); return h })
+    if (!cb) return pr
+    pr.then(h => { cb(null, h.fd) }, e => { cb(e) })
+    return undefined
+  }
+  mod.exists = (path: unknown, cb?: (ok: boolean) => void): unknown => {
+    const pr = (api.access as (p: unknown) => Promise<void>)(path).then(() => true, () => false)
+    if (typeof cb === 'function') { void pr.then(cb); return undefined }
+    return pr
+  }
+  const fdOps: Record<string, [string, (h: PmemFileHandle, ...a: unknown[]) => Promise<unknown>, ((v: unknown) => unknown[])?]> = {
+    close: ['close', async h => { fds.delete(h.fd); await h.close() }],
+    read: ['read', (h, ...a) => (h.read as (...x: unknown[]) => Promise<unknown>)(...a), v => [(v as ReadResult<unknown>).bytesRead, (v as ReadResult<unknown>).buffer]],
+    write: ['write', (h, ...a) => (h.write as (...x: unknown[]) => Promise<unknown>)(...a), v => [(v as WriteResult<unknown>).bytesWritten, (v as WriteResult<unknown>).buffer]],
+    readv: ['readv', (h, ...a) => (h.readv as (...x: unknown[]) => Promise<unknown>)(...a), v => [(v as { bytesRead: number }).bytesRead, (v as { buffers: unknown }).buffers]],
+    writev: ['writev', (h, ...a) => (h.writev as (...x: unknown[]) => Promise<unknown>)(...a), v => [(v as { bytesWritten: number }).bytesWritten, (v as { buffers: unknown }).buffers]],
+    fstat: ['fstat', (h, o) => h.stat(o as StatOptions)],
+    fsync: ['fsync', h => h.sync()],
+    fdatasync: ['fdatasync', h => h.datasync()],
+    ftruncate: ['ftruncate', (h, len) => h.truncate(len as number | undefined)],
+  }
+  for (const [name, [syscall, op, spread]] of Object.entries(fdOps)) {
+    mod[name] = dual(async (fd: unknown, ...a: unknown[]) => op(handle(fd, syscall), ...a), spread)
+  }
+  const classes: Record<string, unknown> = { Stats: PmemNodeStats, Dirent: PmemDirent, Dir: PmemDir }
+  for (const name of NODE_FS_NAMES) {
+    if (name in mod) continue
+    if (name in classes) { mod[name] = classes[name]; continue }
+    if (/^[A-Z]/.test(name)) {
+      mod[name] = class { constructor() { throw nodeError('ENOSYS', name) } }
+      continue
+    }
+    // Sync forms, watchers, streams, cp ...: present, and failing loudly rather than touching the host.
+    mod[name] = name.endsWith('Sync') || name.startsWith('watch') || name.startsWith('create') || name === 'unwatchFile'
+      ? (): never => { throw nodeError('ENOSYS', name.replace(/Sync$/, '')) }
+      : dual(async () => { throw nodeError('ENOSYS', name) })
+  }
+  return mod
 }
 
 async function writeFileImpl(fs: PmemFs, path: PathLike | PmemFileHandle, data: WriteData, options: WriteFileOptions | BufferEncoding | null | undefined, dflt: 'w' | 'a'): Promise<void> {
