@@ -268,10 +268,39 @@ t.test('toNodeFs has the whole node:fs shape: dual methods, fd callbacks, ENOSYS
   // promise style still works on the module shape
   t.equal(await fs.readFile('/cb', 'utf8'), 'hello')
   // not offered yet: present and failing with a typed ENOSYS, never the host
-  for (const name of ['readFileSync', 'existsSync', 'statSync', 'createReadStream', 'watch']) {
+  for (const name of ['readFileSync', 'existsSync', 'statSync', 'watch']) {
     t.throws(() => fs[name]('/cb'), { code: 'ENOSYS' }, `${name} fails with ENOSYS`)
   }
   t.equal(await new Promise(resolve => fs.cp('/cb', '/x', (e: { code: string }) => resolve(e.code))), 'ENOSYS')
+})
+
+t.test('streams: createReadStream/createWriteStream (module and FileHandle) as node:fs', async t => {
+  const base = await realFs.mkdtemp(join(tmpdir(), 'pmemu-streams-'))
+  t.teardown(() => realFs.rm(base, { recursive: true, force: true }))
+  const real = (await import('node:fs')).default as AnyFs
+  const pm = toNodeFs(await newPmem()) as AnyFs
+  const { finished } = await import('node:stream/promises')
+  const collect = async (r: AsyncIterable<Buffer | string>): Promise<string[]> => { const out: string[] = []; for await (const c of r) out.push(String(c)); return out }
+  const run = async (fs: AnyFs, root: string): Promise<unknown> => {
+    const w = fs.createWriteStream(`${root}/s`)
+    w.write('hello ')
+    w.end('world')
+    await finished(w)
+    const a = fs.createWriteStream(`${root}/s`, { flags: 'a' })
+    a.end('!')
+    await finished(a)
+    const o = fs.createWriteStream(`${root}/s`, { flags: 'r+', start: 0 })
+    o.end('J')
+    await finished(o)
+    const whole = await collect(fs.createReadStream(`${root}/s`, 'utf8'))
+    const part = await collect(fs.createReadStream(`${root}/s`, { start: 2, end: 6, encoding: 'utf8' }))
+    const small = await collect(fs.createReadStream(`${root}/s`, { highWaterMark: 4, encoding: 'utf8' }))
+    const h = await fs.promises.open(`${root}/s`, 'r')
+    const viaHandle = await collect(h.createReadStream({ start: 6, encoding: 'utf8' }))
+    const missing = await collect(fs.createReadStream(`${root}/nope`)).catch((e: { code: string; syscall: string }) => `${e.code} ${e.syscall}`)
+    return [whole.join(''), part, small, viaHandle, missing]
+  }
+  t.same(await run(pm, ''), await run(real, base))
 })
 
 t.test('the host sentinel directory is still untouched', async t => {

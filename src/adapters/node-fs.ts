@@ -15,6 +15,7 @@ import nodeFsModule, { constants as fsConstants } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Readable, Writable } from 'node:stream'
 import { isPmemuError } from '../errors.js'
 import type { PmemFile, PmemFs, PmemStats } from '../fs/index.js'
 import { argError, closedHandleError, nodeError, rmIsDirError, toNodeError, type NodeSystemError } from './errors.js'
@@ -418,6 +419,16 @@ export class PmemFileHandle {
     await wrap('close', undefined, () => this.file.close())
   }
 
+  /** A Readable over this handle, as Node's: `start`, `end` (inclusive), `highWaterMark` (64 KiB), `encoding`, `autoClose` (true). */
+  createReadStream(options: StreamOptions = {}): Readable {
+    return readStream(async () => this, options)
+  }
+
+  /** A Writable over this handle, as Node's: `start` (else the file position), `highWaterMark`, `autoClose` (true). */
+  createWriteStream(options: StreamOptions = {}): Writable {
+    return writeStream(async () => this, options)
+  }
+
   async chmod(_mode: number | string): Promise<void> { this.live('fchmod'); throw unsupported('fchmod') }
   async chown(_uid: number, _gid: number): Promise<void> { this.live('fchown'); throw unsupported('fchown') }
   async utimes(_atime: unknown, _mtime: unknown): Promise<void> { this.live('futime'); throw unsupported('futime') }
@@ -432,6 +443,57 @@ function pwrite(f: PmemFile, bytes: Uint8Array, pos: number | null): number {
   const n = wrapSync('write', undefined, () => f.write(bytes, pos))
   if (pos !== null) f.position = saved
   return n
+}
+
+/** The options Node's `createReadStream` / `createWriteStream` take. */
+export interface StreamOptions {
+  flags?: OpenMode; encoding?: BufferEncoding | null; mode?: number; start?: number; end?: number
+  highWaterMark?: number; autoClose?: boolean; emitClose?: boolean; fd?: PmemFileHandle | number; signal?: AbortSignal
+}
+
+/** Node's fs.ReadStream behaviour over a handle that `open()` gives (lazily, as Node opens in the background). */
+export function readStream(open: () => Promise<PmemFileHandle>, o: StreamOptions): Readable {
+  const start = o.start === undefined ? undefined : rangeInt(o.start, 'start', 0, Number.MAX_SAFE_INTEGER)
+  const end = o.end === undefined || o.end === Infinity ? Infinity : rangeInt(o.end, 'end', 0, Number.MAX_SAFE_INTEGER)
+  if (start !== undefined && start > end) throw argError('ERR_OUT_OF_RANGE', `The value of "start" is out of range. It must be <= "end" (here: ${end}). Received ${start}`, RangeError)
+  const hwm = o.highWaterMark ?? 64 * 1024
+  let h: PmemFileHandle | undefined
+  let pos = start
+  return new Readable({
+    highWaterMark: hwm, encoding: o.encoding ?? undefined, emitClose: o.emitClose ?? true, signal: o.signal,
+    construct(cb) { open().then(x => { h = x; cb() }, cb) },
+    read(size) {
+      const want = Math.min(size || hwm, end === Infinity ? Infinity : end - (pos ?? 0) + 1)
+      if (want <= 0) { this.push(null); return }
+      const buf = Buffer.allocUnsafe(Math.min(want, hwm))
+      h!.read(buf, 0, buf.length, pos ?? null).then(r => {
+        if (pos !== undefined) pos += r.bytesRead
+        this.push(r.bytesRead === 0 ? null : buf.subarray(0, r.bytesRead))
+      }, e => this.destroy(e as Error))
+    },
+    destroy(err, cb) {
+      if (h && o.autoClose !== false) h.close().then(() => cb(err), e => cb(err ?? e as Error))
+      else cb(err)
+    },
+  })
+}
+
+/** Node's fs.WriteStream behaviour over a handle that `open()` gives. */
+export function writeStream(open: () => Promise<PmemFileHandle>, o: StreamOptions): Writable {
+  let pos = o.start === undefined ? undefined : rangeInt(o.start, 'start', 0, Number.MAX_SAFE_INTEGER)
+  let h: PmemFileHandle | undefined
+  return new Writable({
+    highWaterMark: o.highWaterMark ?? 16 * 1024, emitClose: o.emitClose ?? true, signal: o.signal, decodeStrings: true, defaultEncoding: o.encoding ?? 'utf8',
+    construct(cb) { open().then(x => { h = x; cb() }, cb) },
+    write(chunk: Buffer, _enc, cb) {
+      h!.write(chunk, 0, chunk.length, pos ?? null).then(r => { if (pos !== undefined) pos += r.bytesWritten; cb() }, cb)
+    },
+    destroy(err, cb) {
+      if (h && o.autoClose !== false) h.close().then(() => cb(err), e => cb(err ?? e as Error))
+      else cb(err)
+    },
+    final(cb) { cb() },
+  })
 }
 
 function unsupported(syscall: string, path?: string): NodeSystemError {
@@ -951,6 +1013,14 @@ function moduleShape(api: Record<string, unknown>): Record<string, unknown> {
   for (const [name, [syscall, op, spread]] of Object.entries(fdOps)) {
     mod[name] = dual(async (fd: unknown, ...a: unknown[]) => op(handle(fd, syscall), ...a), spread)
   }
+  const streamHandle = (path: unknown, o: StreamOptions, dflt: OpenMode) => async (): Promise<PmemFileHandle> => {
+    if (o.fd instanceof PmemFileHandle) return o.fd
+    if (o.fd !== undefined) return handle(o.fd, 'open')
+    return open(path, o.flags ?? dflt, o.mode ?? 0o666)
+  }
+  const streamOpts = (x: unknown): StreamOptions => (typeof x === 'string' ? { encoding: x as BufferEncoding } : (x ?? {}) as StreamOptions)
+  mod.createReadStream = (path: unknown, options?: unknown): Readable => { const o = streamOpts(options); return readStream(streamHandle(path, o, 'r'), o) }
+  mod.createWriteStream = (path: unknown, options?: unknown): Writable => { const o = streamOpts(options); return writeStream(streamHandle(path, o, 'w'), o) }
   const classes: Record<string, unknown> = { Stats: PmemNodeStats, Dirent: PmemDirent, Dir: PmemDir }
   for (const name of NODE_FS_NAMES) {
     if (name in mod) continue
