@@ -1,28 +1,31 @@
 /**
- * Timing helpers: mitata for the JS paths (each timed call runs a block of
- * operations, so the per-op figure is not swamped by call overhead), the
- * median of repeated C baseline calls (each returns its own elapsed ns), and
- * the arithmetic every result shares (ratios, targets).
+ * Timing helpers. A figure compared with C is timed PAIRED: the JS block and
+ * the C call run in alternating order, round after round, and the result is
+ * the median of the per-round ratios with its spread — a disturbance of the
+ * shared machine lands on both sides of one pair instead of on one side of
+ * the comparison (timing the sides in separate windows let one disturbed
+ * window swing a ratio from 0.6 to 2.3). mitata (timeJs) remains for JS-only
+ * figures; the arithmetic every result shares (ratios, targets) is here too.
  */
 import { measure } from 'mitata'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import type { Budget, BenchResult, Unit } from './types.js'
+import type { Budget, BenchResult, Spread, Unit } from './types.js'
 import { higherIsBetter } from './types.js'
 
 export const QUICK_BUDGET: Budget = {
-  minCpuNs: 25e6, block: 1024, cIters: 200_000, cReps: 5, sweepPages: 262_144,
+  minCpuNs: 25e6, block: 1024, cIters: 200_000, cReps: 5, pairs: 21, sweepPages: 262_144,
   copyBytes: 16 * 2 ** 20, contentionMs: 40, openBytes: 64 * 2 ** 30,
   daxBytes: 32 * 2 ** 20, truncateBytes: 128 * 2 ** 20, rounds: 5, samples: 200,
 }
 export const FULL_BUDGET: Budget = {
-  minCpuNs: 300e6, block: 1024, cIters: 2_000_000, cReps: 9, sweepPages: 262_144,
+  minCpuNs: 300e6, block: 1024, cIters: 2_000_000, cReps: 9, pairs: 61, sweepPages: 262_144,
   copyBytes: 64 * 2 ** 20, contentionMs: 400, openBytes: 64 * 2 ** 30,
   daxBytes: 64 * 2 ** 20, truncateBytes: 2 ** 30, rounds: 9, samples: 1000,
 }
 /** The smallest budget, for tests: figures are noisy, shapes are right. */
 export const TINY_BUDGET: Budget = {
-  minCpuNs: 2e6, block: 256, cIters: 20_000, cReps: 3, sweepPages: 4096,
+  minCpuNs: 2e6, block: 256, cIters: 20_000, cReps: 3, pairs: 5, sweepPages: 4096,
   copyBytes: 2 ** 20, contentionMs: 10, openBytes: 256 * 2 ** 20,
   daxBytes: 4 * 2 ** 20, truncateBytes: 8 * 2 ** 20, rounds: 2, samples: 8,
 }
@@ -32,6 +35,101 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   const m = s.length >> 1
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/** Quantile q (0..1) of xs, linear between order statistics. */
+export function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const i = Math.min(s.length - 1, Math.max(0, q * (s.length - 1)))
+  const lo = Math.floor(i)
+  const hi = Math.ceil(i)
+  return s[lo]! + (s[hi]! - s[lo]!) * (i - lo)
+}
+
+/** min, p10, p90, max of a sample (3 significant digits). */
+export function spreadOf(xs: number[]): Spread {
+  return { min: sig(quantile(xs, 0)), p10: sig(quantile(xs, 0.1)), p90: sig(quantile(xs, 0.9)), max: sig(quantile(xs, 1)) }
+}
+
+/** One side of a paired measurement: runs one block, returns ns per operation. */
+export type Side = () => number
+
+const now = (): number => Number(process.hrtime.bigint())
+
+/**
+ * A JS side: `fn` performs `opsPerCall` operations; one block calls it `reps`
+ * times (calibrate with calibrateReps so a block lasts about as long as the
+ * C side's).
+ */
+export function jsSide(fn: () => void, opsPerCall: number, reps: number): Side {
+  return () => {
+    const t0 = now()
+    for (let r = 0; r < reps; r++) fn()
+    return (now() - t0) / (reps * opsPerCall)
+  }
+}
+
+/** A C side: `call` runs `ops` operations in C and returns its own elapsed ns. */
+export function cSide(call: () => number, ops: number): Side {
+  return () => call() / ops
+}
+
+/** Calls of `fn` that take about `targetNs` (at least 1), after a warm-up that lets the JIT settle. */
+export function calibrateReps(fn: () => void, targetNs: number): number {
+  let reps = 1
+  for (;;) {
+    const t0 = now()
+    for (let r = 0; r < reps; r++) fn()
+    const dt = now() - t0
+    if (dt >= targetNs / 4 || reps >= 1 << 24) return Math.max(1, Math.round(reps * targetNs / Math.max(dt, 1)))
+    reps *= 2
+  }
+}
+
+/**
+ * Run the sides in alternating order (the order rotates each round, so no
+ * side always runs right after another's cache or frequency effects), one
+ * warm-up round first. Returns samples[side][round], ns per operation.
+ */
+export function interleave(sides: Side[], rounds: number): number[][] {
+  for (const s of sides) s()
+  const out = sides.map(() => [] as number[])
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < sides.length; k++) {
+      const i = (r + k) % sides.length
+      out[i]!.push(sides[i]!())
+    }
+  }
+  return out
+}
+
+/** What a paired measurement gives result(): per-side samples of the same rounds. */
+export interface Paired {
+  /** ns/op of the JS side per round. */
+  js: number[]
+  /** ns/op of the C side per round (same rounds). */
+  c: number[]
+  /** ns/op of the JS floor per round (same rounds), if measured. */
+  floor?: number[]
+}
+
+/**
+ * The usual comparison: the JS loop `fn` (opsPerCall operations per call),
+ * the C call (ops operations, returns its own ns) and optionally a floor loop,
+ * interleaved for budget.pairs rounds; JS blocks are sized to last as long as
+ * one C call.
+ */
+export function timePaired(
+  fn: () => void, opsPerCall: number, c: () => number, cOps: number, budget: Budget,
+  floor?: { fn: () => void; opsPerCall: number },
+): Paired {
+  c() // warm the cache lines and the branch predictor
+  const t0 = now(); c(); const cNs = Math.max(now() - t0, 1000)
+  const sides: Side[] = [jsSide(fn, opsPerCall, calibrateReps(fn, cNs)), cSide(c, cOps)]
+  if (floor) sides.push(jsSide(floor.fn, floor.opsPerCall, calibrateReps(floor.fn, cNs)))
+  const [js, cs, fl] = interleave(sides, budget.pairs)
+  return { js: js!, c: cs!, ...(fl ? { floor: fl } : {}) }
 }
 
 /**
@@ -121,20 +219,44 @@ export interface ResultInput {
   minValue?: number
   /** Lower bound as a fraction of C for bandwidth (0.8 for "≥ 80 % of memcpy"): checked on ratio ≤ 1 / fraction. */
   minOfC?: number
+  /**
+   * Paired samples (timePaired): js, c and floor become the medians of their
+   * rounds, ratio the median of the per-round ratios, with its spread.
+   */
+  paired?: Paired
+  /** Repeated samples of the JS figure (rounds of a latency or bandwidth measurement): its spread is reported. */
+  jsSamples?: number[]
   note?: string
 }
 
 /** Build a result: ratios, floor ratio, target and whether it was met. */
 export function result(i: ResultInput): BenchResult {
+  if (i.paired) {
+    const p = i.paired
+    i = { ...i, js: median(p.js), c: median(p.c), ...(p.floor ? { floor: median(p.floor) } : {}) }
+  }
   const r: BenchResult = { path: i.path, model: i.model, unit: i.unit, js: sig(i.js) }
   if (i.workers !== undefined) r.workers = i.workers
   if (i.c !== undefined && Number.isFinite(i.c) && i.c > 0) {
     r.c = sig(i.c)
-    r.ratio = sig(ratioOf(i.unit, i.js, i.c))
+    if (i.paired) {
+      const ratios = i.paired.js.map((j, k) => ratioOf(i.unit, j, i.paired!.c[k]!))
+      r.ratio = sig(median(ratios))
+      r.spread = spreadOf(ratios)
+      r.samples = ratios.length
+    } else {
+      r.ratio = sig(ratioOf(i.unit, i.js, i.c))
+    }
+    if (!higherIsBetter(i.unit)) r.aboveC = sig(i.js - i.c)
+  }
+  if (i.paired) r.jsSpread = spreadOf(i.paired.js)
+  else if (i.jsSamples && i.jsSamples.length > 1) {
+    r.jsSpread = spreadOf(i.jsSamples)
+    r.samples = i.jsSamples.length
   }
   if (i.floor !== undefined && Number.isFinite(i.floor) && i.floor > 0) {
     r.floor = sig(i.floor)
-    r.floorRatio = sig(i.js / i.floor)
+    r.floorRatio = sig(i.paired?.floor ? median(i.paired.js.map((j, k) => j / i.paired!.floor![k]!)) : i.js / i.floor)
   }
   if (i.minOfC !== undefined && r.ratio !== undefined) {
     r.target = sig(1 / i.minOfC)

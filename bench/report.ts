@@ -7,7 +7,7 @@
 import * as vega from 'vega'
 import * as vl from 'vega-lite'
 import type { BenchReport, BenchResult } from './types.js'
-import { fmtNum, fmtVal, label } from './format.js'
+import { fmtNum, fmtRatio, fmtVal, label } from './format.js'
 import { PUBLISHED } from './published.js'
 
 type Row = Record<string, string | number>
@@ -28,7 +28,7 @@ export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
   }
 }
 
-const IMPL_COLORS = { domain: ['pmemu (JS/wasm)', 'C baseline', 'raw Atomics floor'], range: ['#1f77b4', '#2ca02c', '#bbbbbb'] }
+const IMPL_COLORS = { domain: ['pmemu (JS/wasm)', 'C baseline', 'JS floor'], range: ['#1f77b4', '#2ca02c', '#bbbbbb'] }
 
 function timeRows(results: BenchResult[], unit: string): Row[] {
   const rows: Row[] = []
@@ -37,7 +37,7 @@ function timeRows(results: BenchResult[], unit: string): Row[] {
     const model = r.model ?? 'any'
     rows.push({ path: r.path, model, impl: 'pmemu (JS/wasm)', value: r.js })
     if (r.c !== undefined) rows.push({ path: r.path, model, impl: 'C baseline', value: r.c })
-    if (r.floor !== undefined) rows.push({ path: r.path, model, impl: 'raw Atomics floor', value: r.floor })
+    if (r.floor !== undefined) rows.push({ path: r.path, model, impl: 'JS floor', value: r.floor })
   }
   return rows
 }
@@ -72,7 +72,7 @@ function gbsChart(results: BenchResult[]): vl.TopLevelSpec | undefined {
   }
   if (!rows.length) return undefined
   return {
-    title: 'Bandwidth vs C memcpy (GB/s, higher is better): Uint8Array.set into the region; DMA copies with 1 and 2 workers (wall time submit → done)',
+    title: { text: 'Bandwidth vs C memcpy (GB/s, higher is better)', subtitle: 'Uint8Array.set into the region; DMA copies with 1 and 2 workers (wall time submit → done)' },
     data: { values: rows },
     width: 420,
     height: { step: 16 },
@@ -107,15 +107,17 @@ function contentionChart(results: BenchResult[]): vl.TopLevelSpec | undefined {
       encoding: {
         x: { field: 'workers', type: 'quantitative', title: 'workers', axis: { tickMinStep: 1 } },
         y: { field: 'value', type: 'quantitative', title: 'ns/op' },
+        // one legend for both channels (same field): a null legend on one of
+        // them dropped the merged legend and left four unlabelled lines
         color: { field: 'series', type: 'nominal', title: null },
-        strokeDash: { field: 'series', type: 'nominal', legend: null },
+        strokeDash: { field: 'series', type: 'nominal', title: null },
       },
     },
     config: { font: 'sans-serif', legend: { orient: 'bottom' } },
   } as vl.TopLevelSpec
 }
 
-function scalarChart(results: BenchResult[], test: (r: BenchResult) => boolean, unit: string, title: string): vl.TopLevelSpec | undefined {
+function scalarChart(results: BenchResult[], test: (r: BenchResult) => boolean, unit: string, title: string | { text: string; subtitle: string }): vl.TopLevelSpec | undefined {
   const rows = results.filter(r => test(r)).map(r => ({ what: `${r.path} (${r.model ?? 'any'})`, value: r.js, met: r.met === false ? 'missed' : 'met / no target' }))
   if (!rows.length) return undefined
   return {
@@ -191,7 +193,7 @@ function modelBars(results: BenchResult[], paths: readonly string[], unit: strin
 /** Wall-time bars (ms) per path and model: truncate, mkfs, mount, fsck. */
 function msChart(results: BenchResult[]): vl.TopLevelSpec | undefined {
   return scalarChart(results, r => r.unit === 'ms' && !/^open-\d+[gm]$/.test(r.path), 'ms',
-    'Wall times (ms): truncate of an unpinned file per model (mapped and populated; never mapped = the fs part alone); mkfs / mount / fsck of the bench region')
+    { text: 'Wall times (ms)', subtitle: 'truncate of an unpinned file per model (mapped and populated; never mapped = the fs part alone); mkfs / mount / fsck of the bench region' })
 }
 
 /** The ns/page figures of the refcount range paths (they have a C baseline). */
@@ -200,11 +202,48 @@ const DAX_PATHS = ['fault', 'fault-folio', 'unmap', 'unmap-folio']
 const PIN_PATHS = ['dma-pin-unpin', 'dma-pin-unpin-direct']
 const LATENCY_PATHS = ['unpin-to-truncate', 'unpin-to-truncate-dma', 'dma-submit-pinned', 'dma-submit-pinned-fault']
 
+/** Words of s in lines of at most `width` characters. */
+function wrap(s: string, width = 84): string[] {
+  const lines: string[] = []
+  let cur = ''
+  for (const w of s.split(/\s+/)) {
+    if (cur && cur.length + 1 + w.length > width) { lines.push(cur); cur = w } else cur = cur ? `${cur} ${w}` : w
+  }
+  if (cur) lines.push(cur)
+  return lines
+}
+
+type Title = string | { text: string; subtitle?: string | string[] }
+
+/**
+ * A title that fits the page: "Main: details" becomes a title and a subtitle
+ * wrapped in lines (a one-line title as long as the details made two charts
+ * wider than the page and vega cut a third).
+ */
+export function fitTitle(t: Title): { text: string; subtitle?: string[] } {
+  if (typeof t === 'string') {
+    const i = t.indexOf(': ')
+    if (i < 0 || t.length <= 84) return { text: t }
+    t = { text: t.slice(0, i), subtitle: t.slice(i + 2) }
+  }
+  const sub = t.subtitle === undefined ? undefined : Array.isArray(t.subtitle) ? t.subtitle.flatMap(l => wrap(l)) : wrap(t.subtitle)
+  return { text: t.text, ...(sub ? { subtitle: sub } : {}) }
+}
+
 /** The vega-lite specs of the report, by title (exported for tests and for people who want the JSON). */
 export function chartSpecs(rep: BenchReport): { id: string; spec: vl.TopLevelSpec }[] {
+  const out = chartSpecsRaw(rep)
+  for (const o of out) {
+    const spec = o.spec as { title?: Title }
+    if (spec.title !== undefined) spec.title = fitTitle(spec.title)
+  }
+  return out
+}
+
+function chartSpecsRaw(rep: BenchReport): { id: string; spec: vl.TopLevelSpec }[] {
   const out: { id: string; spec: vl.TopLevelSpec }[] = []
   const single = timeRows(rep.results, 'ns/op')
-  if (single.length) out.push({ id: 'ns-op', spec: barChart(single, 'ns/op', 'Single-page paths: ns/op per model, next to C and the raw-Atomics floor (lower is better)') })
+  if (single.length) out.push({ id: 'ns-op', spec: barChart(single, 'ns/op', 'Single-page paths: ns/op per model, next to C and the JS floor (lower is better)') })
   const paged = timeRows(rep.results.filter(r => RANGE_PATHS.includes(r.path)), 'ns/page')
   if (paged.length) out.push({ id: 'ns-page', spec: barChart(paged, 'ns/page', 'Range paths: ns/page per model, next to C (lower is better)') })
   const dax = modelBars(rep.results, DAX_PATHS, 'ns/page', 'DAX fault (order 0 and folio) and unmap: ns/page per model (target: fault ≤ 200 ns/page)', { target: 200 })
@@ -247,7 +286,8 @@ export async function renderHtml(rep: BenchReport): Promise<string> {
     const cls = r.met === undefined ? '' : r.met ? 'met' : 'missed'
     return `<tr><td>${esc(label(r))}</td><td>${esc(r.model ?? '—')}</td>` +
       `<td class="num">${esc(fmtVal(r.js, r.unit))}</td><td class="num">${esc(fmtVal(r.c, r.unit))}</td>` +
-      `<td class="num">${r.ratio === undefined ? '—' : esc(fmtNum(r.ratio) + '×')}</td>` +
+      `<td class="num">${esc(fmtRatio(r))}</td>` +
+      `<td class="num">${r.aboveC === undefined ? '—' : esc(`${r.aboveC >= 0 ? '+' : ''}${fmtVal(r.aboveC, r.unit)}`)}</td>` +
       `<td class="num">${esc(fmtVal(r.floor, r.unit))}</td><td class="num">${r.floorRatio === undefined ? '—' : esc(fmtNum(r.floorRatio) + '×')}</td>` +
       `<td class="${cls}">${esc(r.targetText ?? '—')}${r.met === undefined ? '' : r.met ? ' ✓ met' : ' ✗ missed'}</td>` +
       `<td class="note">${esc(r.note ?? '')}</td></tr>`
@@ -258,6 +298,10 @@ export async function renderHtml(rep: BenchReport): Promise<string> {
       `<td class="num">${o ? esc(`${fmtNum(o.value)} ${o.unit}`) : '—'}</td><td class="note">${esc(o?.how ?? 'not measured in this run')}</td></tr>`
   }).join('\n')
   const skippedRows = rep.skipped.map(s => `<tr><td>${esc(s.path)}</td><td>${esc(s.model ?? '—')}</td><td>${esc(s.reason)}</td></tr>`).join('\n')
+  const met = rep.results.filter(r => r.met === true).length
+  const missedR = rep.results.filter(r => r.met === false)
+  const summary = `<p id="summary"><b>${rep.results.length} figures, ${met} targets met, ${missedR.length} missed</b>` +
+    (missedR.length ? `: <span class="missed">${missedR.map(r => esc(`${label(r)}${r.model ? ` (${r.model})` : ''}`)).join(', ')}</span>` : '') + '</p>'
   const m = rep.machine
   const caps = Object.entries(rep.capabilities).map(([k, v]) => `${k}: ${String(v)}`).join(', ')
   const warn = /tmpfs|ramfs|memory/.test(rep.fsType) || rep.dax ? '' : `<div class="warn">${esc(rep.fsNote)}</div>`
@@ -269,11 +313,12 @@ export async function renderHtml(rep: BenchReport): Promise<string> {
 region <code>${esc(rep.file)}</code> on <b>${esc(rep.fsType)}${rep.dax ? ' (DAX)' : ''}</b> · backend ${esc(rep.backend)} · ${esc(caps)}<br>
 models ${esc(rep.models.join(', '))} · ${esc(rep.workers)} worker(s) · ${esc(rep.startedAt)} · ${esc((rep.durationMs / 1000).toFixed(1))} s</p>
 ${warn}
-<p class="note">ratio = js / C for times, C / js for GB/s: above 1 means slower than C. The floor is bare <code>Atomics.add</code> calls of the same count in a JS loop on the same memory.</p>
+${summary}
+<p class="note">"cost vs C" = js / C for times, C / js for GB/s: above 1 means slower than C. Where C and JS were timed paired (alternating blocks in one window), it is the median of the per-round ratios, with their 10th–90th percentile and the number of rounds. "js − C" is the same difference in the figure's unit. Each model's C baseline does the locked operations that model does. The JS floor is the same number of JS→wasm calls doing one atomic add each on the same memory: no path from JavaScript can be cheaper.</p>
 <h2>Charts</h2>
 ${charts.join('\n')}
 <h2>Results</h2>
-<table><thead><tr><th>path</th><th>model</th><th>js</th><th>C</th><th>js/C</th><th>raw-Atomics floor</th><th>js/floor</th><th>target</th><th>what</th></tr></thead>
+<table><thead><tr><th>path</th><th>model</th><th>js</th><th>C</th><th>cost vs C (p10–p90)</th><th>js − C</th><th>JS floor</th><th>js/floor</th><th>target</th><th>what</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>

@@ -127,8 +127,10 @@ export async function runBenchmarks(o: RunOptions = {}): Promise<BenchReport> {
     const globals = runnable.filter(b => b.scope === 'global')
     const perModel = runnable.filter(b => b.scope === 'model')
     const total = globals.reduce((n, b) => n + (b.weight ?? 1), 0) + models.length * perModel.reduce((n, b) => n + (b.weight ?? 1), 0)
+    const steps = globals.length + models.length * perModel.length
     let done = 0
-    emit({ kind: 'start', total })
+    let stepNo = 0
+    emit({ kind: 'start', total, steps })
 
     const open = async (model: ModelName): Promise<Device> => {
       const exists = existsSync(file)
@@ -139,10 +141,11 @@ export async function runBenchmarks(o: RunOptions = {}): Promise<BenchReport> {
     }
 
     const step = async (b: Benchmark, model: ModelName | null, dev: Device): Promise<void> => {
-      emit({ kind: 'step', done, total, label: `${b.id}${model ? ' · ' + model : ''}` })
+      const n = ++stepNo
+      emit({ kind: 'step', done, total, step: n, steps, label: `${b.id}${model ? ' · ' + model : ''}` })
       const ctx: BenchContext = {
         file, size: dev.capacity, quick, workers, budget, scratch, model, dev,
-        log: msg => emit({ kind: 'step', done, total, label: msg }),
+        log: msg => emit({ kind: 'step', done, total, step: n, steps, label: msg, detail: true }),
       }
       try {
         const rs = await b.run(ctx)

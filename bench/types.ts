@@ -14,12 +14,20 @@ export function higherIsBetter(unit: Unit): boolean {
   return unit === 'GB/s'
 }
 
+/** Spread of repeated samples: min, 10th and 90th percentile, max. */
+export interface Spread { min: number; p10: number; p90: number; max: number }
+
 /**
  * One figure. `js` is what pmemu's TypeScript/wasm path measured; `c` the
  * native baseline on the same memory in the same run; `ratio` = js / c for
  * times and c / js for GB/s (so > 1 always means "slower than C");
- * `floor` the raw-Atomics floor (bare `Atomics` calls of the same count in a JS
- * loop on the same memory) and `floorRatio` = js / floor.
+ * When C and JS are timed paired (alternating blocks in one window), `ratio`
+ * is the median of the per-round ratios and `spread` its min/p10/p90/max over
+ * `samples` rounds; `aboveC` = js − c, in the unit (the JS overhead as a
+ * constant, independent of the host's atomic cost). `jsSpread` is the spread
+ * of the js figure itself (what --compare judges noise by).
+ * `floor` is the JS floor (the same number of JS→wasm calls, each doing one
+ * atomic, on the same memory) and `floorRatio` = js / floor.
  * `target` applies to `targetOn` ('ratio' or the 'js' value itself);
  * `met` says whether it held.
  */
@@ -31,6 +39,14 @@ export interface BenchResult {
   js: number
   c?: number
   ratio?: number
+  /** Spread of the paired ratios (when timed paired). */
+  spread?: Spread
+  /** Rounds behind ratio/spread (or behind jsSpread). */
+  samples?: number
+  /** js − c in the unit (time units only). */
+  aboveC?: number
+  /** Spread of the js figure over its samples. */
+  jsSpread?: Spread
   floor?: number
   floorRatio?: number
   target?: number
@@ -71,8 +87,12 @@ export interface BenchReport {
 }
 
 export type ProgressEvent =
-  | { kind: 'start'; total: number }
-  | { kind: 'step'; done: number; total: number; label: string }
+  | { kind: 'start'; total: number; steps: number }
+  /**
+   * done/total: weighted work, for a bar; step/steps: the benchmark being run
+   * (1-based, each once); `detail` marks a message from inside that step.
+   */
+  | { kind: 'step'; done: number; total: number; step: number; steps: number; label: string; detail?: boolean }
   | { kind: 'result'; result: BenchResult }
   | { kind: 'skip'; skipped: SkippedPath }
   | { kind: 'end' }
@@ -85,8 +105,10 @@ export interface Budget {
   block: number
   /** Iterations handed to one C baseline call. */
   cIters: number
-  /** Repetitions of the C baseline (the median is kept). */
+  /** Repetitions of the C baseline (unpaired figures: the minimum is kept). */
   cReps: number
+  /** Rounds of a paired JS/C measurement (the median of the per-round ratios is kept). */
+  pairs: number
   /** Pages of the pin sweep. */
   sweepPages: number
   /** Bytes per memcpy round. */

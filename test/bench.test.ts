@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import {
   runBenchmarks, renderHtml, compareReports, compareLines, parseMountinfo, describeFs, detectFs, result,
   ratioOf, TINY_BUDGET, BENCHMARKS, type BenchReport, type Benchmark,
+  timePaired, interleave, spreadOf, floorOf, pgmapEdgeOps, chartSpecs, fitTitle,
 } from '../bench/index.js'
 import { runBenchCommand } from '../src/cli/bench.js'
 
@@ -43,8 +44,17 @@ t.test('the report is well formed', async t => {
     t.ok(r.model === null || ['legacy', 'dax-gup', 'upstream'].includes(r.model), `${r.path}: model`)
     if (r.c !== undefined) {
       t.ok(r.ratio !== undefined, `${r.path}: a C figure comes with a ratio`)
-      const expect = r.unit === 'GB/s' ? r.c / r.js : r.js / r.c
-      t.ok(Math.abs(r.ratio! - expect) / expect < 0.01, `${r.path}: ratio ${r.ratio} ≈ ${expect}`)
+      if (r.spread) {
+        // paired: the median of per-round ratios, inside their spread
+        t.ok(r.spread.min <= r.ratio! && r.ratio! <= r.spread.max, `${r.path}: ratio ${r.ratio} within ${r.spread.min}..${r.spread.max}`)
+        t.ok(r.spread.min <= r.spread.p10 && r.spread.p10 <= r.spread.p90 && r.spread.p90 <= r.spread.max, `${r.path}: spread ordered`)
+        t.equal(r.samples, TINY_BUDGET.pairs, `${r.path}: rounds behind the ratio`)
+        t.ok(r.jsSpread, `${r.path}: the js figure has its spread`)
+      } else {
+        const expect = r.unit === 'GB/s' ? r.c / r.js : r.js / r.c
+        t.ok(Math.abs(r.ratio! - expect) / expect < 0.01, `${r.path}: ratio ${r.ratio} ≈ ${expect}`)
+      }
+      if (r.unit !== 'GB/s') t.ok(Math.abs(r.aboveC! - (r.js - r.c)) <= Math.max(r.js, r.c) * 0.01, `${r.path}: js − C`)
     }
     if (r.target !== undefined) t.type(r.met, 'boolean', `${r.path}: a target comes with met`)
   }
@@ -54,6 +64,7 @@ t.test('the report is well formed', async t => {
       const r = report.results.find(x => x.path === path && x.model === model)
       t.ok(r, `${path} ${model} present`)
       t.ok(r?.c !== undefined && r.ratio !== undefined && r.floor !== undefined && r.floorRatio !== undefined, `${path} ${model}: c, ratio, floor`)
+      t.ok(r?.spread !== undefined, `${path} ${model}: timed paired with C`)
     }
     t.ok(report.results.find(x => x.path === 'open-256m' && x.model === model && x.unit === 'ms'), `open ${model}`)
   }
@@ -163,6 +174,72 @@ t.test('--compare prints per-path change', async t => {
   t.match(text, /gone/)
 })
 
+t.test('--compare calls a change only beyond both runs\' spread', async t => {
+  const sp = (p10: number, p90: number) => ({ min: p10 * 0.9, p10, p90, max: p90 * 1.1 })
+  const old = { results: [
+    { path: 'get-put', model: 'upstream' as const, unit: 'ns/op' as const, js: 10, jsSpread: sp(6, 16), samples: 21 },
+    { path: 'pin-unpin', model: 'upstream' as const, unit: 'ns/op' as const, js: 10, jsSpread: sp(9.8, 10.2), samples: 21 },
+  ] }
+  const cur = { results: [
+    // -35 %, but inside the old run's wide spread: two identical runs on a noisy machine
+    { path: 'get-put', model: 'upstream' as const, unit: 'ns/op' as const, js: 6.5, jsSpread: sp(4, 15), samples: 21 },
+    // +30 % with tight spreads on both sides: a real change
+    { path: 'pin-unpin', model: 'upstream' as const, unit: 'ns/op' as const, js: 13, jsSpread: sp(12.8, 13.2), samples: 21 },
+  ] }
+  const r = compareReports(old, cur)
+  t.match(r.changes.find(c => c.path === 'get-put'), { noise: 'noise', samples: [21, 21] })
+  t.match(r.changes.find(c => c.path === 'pin-unpin'), { noise: 'outside', worse: true })
+  const text = compareLines(old, cur).join('\n')
+  t.match(text, /get-put.*-35\.0 %.*21 \/ 21.*within noise/)
+  t.notMatch(text, /get-put.*(WORSE|better)/)
+  t.match(text, /pin-unpin.*\+30\.0 %.*21 \/ 21.*WORSE/)
+})
+
+t.test('paired timing: the sides alternate, each round gives one sample per side', async t => {
+  const order: string[] = []
+  const s = interleave([() => { order.push('a'); return 1 }, () => { order.push('b'); return 2 }], 4)
+  t.same(s, [[1, 1, 1, 1], [2, 2, 2, 2]])
+  t.same(order, ['a', 'b', 'a', 'b', 'b', 'a', 'a', 'b', 'b', 'a'], 'one warm-up each, then the order rotates')
+  const p = timePaired(() => { let x = 0; for (let i = 0; i < 100; i++) x += i; if (x < 0) throw new Error() }, 100, () => 5000, 1000, TINY_BUDGET)
+  t.equal(p.js.length, TINY_BUDGET.pairs)
+  t.equal(p.c.length, TINY_BUDGET.pairs)
+  t.same(p.c, new Array(TINY_BUDGET.pairs).fill(5), 'C side: its own ns / ops')
+  t.same(spreadOf([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), { min: 1, p10: 2, p90: 10, max: 11 })
+  const rr = result({ path: 'x', model: null, unit: 'ns/op', js: 0, paired: { js: [2, 4, 30], c: [1, 2, 3] } })
+  t.match(rr, { js: 4, c: 2, ratio: 2, samples: 3, aboveC: 2 }, 'medians per side; the ratio is the median of the per-round ratios (2, 2, 10)')
+})
+
+t.test('like-for-like C and the JS floor', async t => {
+  t.equal(pgmapEdgeOps('dax-gup'), 1, 'dax-gup: get of an idle page takes the pgmap ref (four locked ops per pair)')
+  t.equal(pgmapEdgeOps('legacy'), 0)
+  t.equal(pgmapEdgeOps('upstream'), 0)
+  const mem = new (globalThis as unknown as { WebAssembly: { Memory: new (d: object) => { buffer: SharedArrayBuffer } } }).WebAssembly.Memory({ initial: 1, maximum: 16, shared: true })
+  const f = floorOf(mem)
+  const i32 = new Int32Array(mem.buffer)
+  t.equal(f.add(8, 5), 0)
+  t.equal(f.add(8, -2), 5)
+  f.sweep(64, 32, 3, 1024)
+  t.same([i32[2], i32[16], i32[24], i32[32], i32[40]], [3, 1024, 1024, 1024, 0], 'sweep: count adds, stride bytes apart')
+})
+
+t.test('the report fits the page; multi-series charts have legends; the summary says what was missed', async t => {
+  const html = await renderHtml(report)
+  // the page's content box is 1200 px minus 2 × 16 px of padding (CSS above)
+  const widths = [...html.matchAll(/<div class="chart" id="chart-([\w-]+)"><svg[^>]*?width="([\d.]+)"/g)]
+  t.ok(widths.length >= 8)
+  for (const [, id, w] of widths) t.ok(Number(w) <= 1168, `chart ${id}: ${w} px wide fits 1168 px`)
+  for (const m of html.matchAll(/<div class="chart" id="chart-([\w-]+)">([\s\S]*?)<\/svg>/g)) {
+    t.match(m[2], /role-legend/, `chart ${m[1]} has a legend`)
+  }
+  t.match(html, /<p id="summary"><b>\d+ figures, \d+ targets met, \d+ missed<\/b>/)
+  for (const { id, spec } of chartSpecs(report)) {
+    const title = (spec as { title?: { text: string; subtitle?: string[] } }).title
+    if (title) for (const l of [title.text, ...(title.subtitle ?? [])]) t.ok(l.length <= 90, `chart ${id}: title line of ${l.length} chars`)
+  }
+  t.same(fitTitle('Short'), { text: 'Short' })
+  t.match(fitTitle('Main title: ' + 'word '.repeat(40)), { text: 'Main title', subtitle: Array })
+})
+
 t.test('fs type detection', async t => {
   const mi = [
     '22 27 0:21 / /proc rw,relatime - proc proc rw',
@@ -207,6 +284,9 @@ t.test('pmemu bench: --json, --html, --compare, warnings, table', async t => {
   t.same(j.results, rep.results)
   t.match(readFileSync(html, 'utf8'), /<svg/)
   t.match(errs.join('\n'), /\[\d+\/\d+\] get-put · upstream/, 'plain progress lines')
+  const nums = errs.map(l => /^\s+\[(\d+)\/(\d+)\]/.exec(l)).filter(m => m !== null).map(m => [Number(m![1]), Number(m![2])])
+  t.same(nums.map(n => n[0]), nums.map((_, i) => i + 1), 'step numbers count 1, 2, 3 … with no skip or repeat')
+  t.ok(nums.every(n => n[1] === nums.length), 'and end at the announced count')
   t.ok(rep.results.some(r => r.path === 'contention-same-page' && r.workers === 1 && r.c !== undefined), 'contention from a worker thread')
   await t.rejects(runBenchCommand({ model: 'nope' as 'all', out: () => {}, err: () => {} }), { code: 'EINVAL' })
   await t.rejects(runBenchCommand({ compare: join(dir, 'missing.json'), out: () => {}, err: () => {} }), { code: 'ENOENT' })

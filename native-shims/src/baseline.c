@@ -27,6 +27,17 @@ uint64_t pm_bench_pin_unpin(int32_t *word, int32_t delta, uint64_t iters) {
   return pm_now_ns() - t0;
 }
 
+uint64_t pm_bench_edge_pair(int32_t *word, int64_t *pgmap, int32_t delta, uint64_t iters) {
+  uint64_t t0 = pm_now_ns();
+  for (uint64_t i = 0; i < iters; i++) {
+    __atomic_add_fetch(word, delta, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(pgmap, 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(word, delta, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(pgmap, 1, __ATOMIC_SEQ_CST);
+  }
+  return pm_now_ns() - t0;
+}
+
 uint64_t pm_bench_sweep(char *base, size_t stride, size_t count, int32_t delta, uint64_t rounds) {
   uint64_t t0 = pm_now_ns();
   for (uint64_t r = 0; r < rounds; r++) {

@@ -13,6 +13,10 @@ uint64_t pm_now_ns(void);
 uint64_t pm_bench_get_put(int32_t *word, uint64_t iters);
 /* iters x (atomic +delta then atomic -delta) on one word (pin+unpin with the bias). */
 uint64_t pm_bench_pin_unpin(int32_t *word, int32_t delta, uint64_t iters);
+/* A get+put (or pin+unpin) that crosses a 0<->1 edge each way: +delta on the
+ * refcount word and +1 on a 64-bit pgmap counter, then both back: four locked
+ * operations per iteration, as a per-page-pgmap model does on an idle page. */
+uint64_t pm_bench_edge_pair(int32_t *word, int64_t *pgmap, int32_t delta, uint64_t iters);
 /* One atomic add of delta on count words spaced stride bytes apart, then the
  * same with -delta (a pinRange + unpinRange sweep); returns elapsed ns. */
 uint64_t pm_bench_sweep(char *base, size_t stride, size_t count, int32_t delta, uint64_t rounds);

@@ -159,6 +159,18 @@ void BenchPinUnpin(const FunctionCallbackInfo<Value> &a) {
   a.GetReturnValue().Set((double)pm_bench_pin_unpin((int32_t *)p, (int32_t)NumArg(a, 2), (uint64_t)NumArg(a, 3)));
 }
 
+// benchEdgePair(sab, refOffset, pgmapSab, pgmapOffset, delta, iters)
+void BenchEdgePair(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  char *r = SabData(iso, a[0], NumArg(a, 1), 4);
+  if (!r) return;
+  double pgOff = NumArg(a, 3);
+  if (((uint64_t)pgOff & 7) != 0) return ThrowRange(iso, "the pgmap counter must be 8-byte aligned");
+  char *g = SabData(iso, a[2], pgOff, 8);
+  if (!g) return;
+  a.GetReturnValue().Set((double)pm_bench_edge_pair((int32_t *)r, (int64_t *)g, (int32_t)NumArg(a, 4), (uint64_t)NumArg(a, 5)));
+}
+
 // benchSweep(sab, offset, stride, count, delta, rounds)
 void BenchSweep(const FunctionCallbackInfo<Value> &a) {
   Isolate *iso = a.GetIsolate();
@@ -239,6 +251,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   NODE_SET_METHOD(exports, "cpuFlush", CpuFlush);
   NODE_SET_METHOD(exports, "benchGetPut", BenchGetPut);
   NODE_SET_METHOD(exports, "benchPinUnpin", BenchPinUnpin);
+  NODE_SET_METHOD(exports, "benchEdgePair", BenchEdgePair);
   NODE_SET_METHOD(exports, "benchSweep", BenchSweep);
   NODE_SET_METHOD(exports, "benchFolioPin", BenchFolioPin);
   NODE_SET_METHOD(exports, "benchMemcpy", BenchMemcpy);

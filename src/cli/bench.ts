@@ -102,8 +102,11 @@ function progress(tty: boolean, err: (l: string) => void): (e: ProgressEvent) =>
   }
   let last = ''
   return e => {
-    if (e.kind === 'start') err(`pmemu bench: ${e.total} steps`)
-    else if (e.kind === 'step' && e.label !== last) { last = e.label; err(`  [${e.done}/${e.total}] ${e.label}`) }
+    if (e.kind === 'start') err(`pmemu bench: ${e.steps} steps`)
+    else if (e.kind === 'step' && e.label !== last) {
+      last = e.label
+      err(e.detail ? `          ${e.label}` : `  [${e.step}/${e.steps}] ${e.label}`)
+    }
   }
 }
 

@@ -11,6 +11,8 @@ export interface NativeShim {
   cpuFlush(): FlushKind
   benchGetPut(sab: SharedArrayBuffer, offset: number, iters: number): number
   benchPinUnpin(sab: SharedArrayBuffer, offset: number, delta: number, iters: number): number
+  /** +delta on the refcount word and +1 on a 64-bit pgmap counter, then both back, per iteration: four locked operations. */
+  benchEdgePair(sab: SharedArrayBuffer, refOffset: number, pgmapSab: SharedArrayBuffer, pgmapOffset: number, delta: number, iters: number): number
   benchSweep(sab: SharedArrayBuffer, offset: number, stride: number, count: number, delta: number, rounds: number): number
   benchFolioPin(sab: SharedArrayBuffer, refOffset: number, pinOffset: number, iters: number): number
   benchMemcpy(dst: SharedArrayBuffer, dstOff: number, src: SharedArrayBuffer, srcOff: number, length: number, rounds: number): number
