@@ -4,8 +4,7 @@
  * embedded inline; the results table with missed targets in red; the
  * published figures of SPEC §9 beside ours; skipped paths with the reason.
  */
-import * as vega from 'vega'
-import * as vl from 'vega-lite'
+import type * as vl from 'vega-lite'
 import type { BenchReport, BenchResult } from './types.js'
 import { fmtNum, fmtRatio, fmtVal, label } from './format.js'
 import { PUBLISHED } from './published.js'
@@ -18,7 +17,9 @@ function esc(s: unknown): string {
 
 /** Render one vega-lite spec to an inline SVG (namespace URLs removed: inline SVG in HTML needs none). */
 export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
-  const compiled = vl.compile(spec).spec
+  // loaded here, not at the top: only a run that writes --html pays for vega
+  const [vega, vlc] = await Promise.all([import('vega'), import('vega-lite')])
+  const compiled = vlc.compile(spec).spec
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' })
   try {
     const svg = await view.toSVG()

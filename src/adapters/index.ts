@@ -4,7 +4,7 @@
  */
 export {
   toNodeFs, toFsPath, PmemFileHandle, PmemDir, PmemDirent, PmemNodeStats, PmemNodeBigIntStats,
-  type PmemNodeFs, type PathLike, type OpenMode, type Encoding, type WriteData, type ReadFileOptions,
+  type PmemNodeFs, type PmemNodeFsPromises, type PathLike, type OpenMode, type Encoding, type WriteData, type ReadFileOptions,
   type WriteFileOptions, type StatOptions, type MkdirOptions, type RmOptions, type ReaddirOptions,
   type ReadResult, type WriteResult, type ReadOptions, type NodeSystemError,
 } from './node-fs.js'

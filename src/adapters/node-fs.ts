@@ -601,24 +601,12 @@ export class PmemDir {
 // ------------------------------------------------------------------ the fs
 
 /**
- * The subset of `node:fs/promises` that {@link toNodeFs} provides. Methods not
- * listed (watch, cp, symlinks, ownership, permissions) are absent or throw
- * ENOSYS; see docs/testing-with-pmemu.md.
+ * The `node:fs/promises` shape of `toNodeFs(fs).promises` (the same methods
+ * `toNodeFs(fs)` has, promise-only), typed method by method.
  */
-export interface PmemNodeFs {
+export interface PmemNodeFsPromises {
   /** `node:fs` constants (F_OK, O_*, COPYFILE_EXCL, S_IF*). */
   readonly constants: typeof fsConstants
-  /** The pmemu file system underneath. */
-  readonly pmem: PmemFs
-  /** The `node:fs/promises` shape (these same methods, promise-only). */
-  readonly promises: Omit<PmemNodeFs, 'promises'>
-  /**
-   * The rest of the `node:fs` module: each async method above also takes a
-   * trailing callback (open then gives an fd number), the fd forms (`read`,
-   * `write`, `close`, `fstat`, `fsync`, `ftruncate`, ...) take those numbers,
-   * and every other name `node:fs` has exists and fails with ENOSYS.
-   */
-  readonly [name: string]: unknown
   open(path: PathLike, flags?: OpenMode, mode?: number): Promise<PmemFileHandle>
   readFile(path: PathLike | PmemFileHandle, options?: { encoding?: null; flag?: OpenMode; signal?: AbortSignal } | null): Promise<Buffer>
   readFile(path: PathLike | PmemFileHandle, options: { encoding: BufferEncoding; flag?: OpenMode; signal?: AbortSignal } | BufferEncoding): Promise<string>
@@ -653,6 +641,25 @@ export interface PmemNodeFs {
   lutimes(path: PathLike, atime: unknown, mtime: unknown): Promise<void>
   link(existingPath: PathLike, newPath: PathLike): Promise<void>
   symlink(target: PathLike, path: PathLike, type?: string | null): Promise<void>
+}
+
+/** What `toNodeFs` returns: the whole `node:fs` module shape. */
+export interface PmemNodeFs extends PmemNodeFsPromises {
+  /** The pmemu file system underneath. */
+  readonly pmem: PmemFs
+  /**
+   * The `node:fs/promises` shape (these same methods, promise-only). Typed
+   * apart from this interface: an `Omit` of a type with an index signature
+   * keeps only the index signature, and every method read as `unknown`.
+   */
+  readonly promises: PmemNodeFsPromises & { readonly [name: string]: unknown }
+  /**
+   * The rest of the `node:fs` module: each async method above also takes a
+   * trailing callback (open then gives an fd number), the fd forms (`read`,
+   * `write`, `close`, `fstat`, `fsync`, `ftruncate`, ...) take those numbers,
+   * and every other name `node:fs` has exists and fails with ENOSYS.
+   */
+  readonly [name: string]: unknown
 }
 
 /**

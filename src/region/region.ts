@@ -343,7 +343,7 @@ export class Region {
       try {
         mm = require('mmap-io') as MmapIo
       } catch (e) {
-        throw pmemError('EOPNOTSUPP', 'open', 'the mmap-io backend is not built on this machine (npm install rebuilds it)', { path, cause: e })
+        throw pmemError('EOPNOTSUPP', 'open', 'the mmap-io backend is not installed here: mmap-io is an optional dependency whose own build fails on Node 20 (it forces -std=c++11), so npm leaves it out; use the native backend, or see the README ("mmap-io is optional") to build it', { path, cause: e })
       }
       let buf: Buffer
       try {
