@@ -164,8 +164,9 @@ t.test('pmemu mkfs, info, fsck, poison, badblocks', async t => {
   t.not(noFs.code, 0, 'a device without a file system is not clean')
   t.match((await cli('info', raw)).out, /fs\s+none/)
   const mk2 = await cli('mkfs', join(dir, 'nosize.pmem'))
-  t.equal(mk2.code, 1)
-  t.match(mk2.err, /needs a size/)
+  t.equal(mk2.code, 2, 'a missing --size for a new device is a usage error')
+  t.match(mk2.err, /--size is required to make a new device/)
+  t.notOk(existsSync(join(dir, 'nosize.pmem')), 'and nothing is created')
 })
 
 t.test('pmemu mkfs: a failure leaves no new file behind and an existing device as it was', async t => {

@@ -4,7 +4,7 @@
  * Progress and warnings go to stderr; the table, the comparison and the
  * report paths go to stdout.
  */
-import { accessSync, constants as fsc, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { accessSync, constants as fsc, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import cliProgress from 'cli-progress'
 import { pmemError, wrapSystemError } from '../errors.js'
@@ -23,6 +23,8 @@ export interface BenchCommandOptions {
   json?: string
   html?: string
   compare?: string
+  /** Run on a --file that already holds a device or other data (it is reformatted). */
+  force?: boolean
   /** Where lines go (tests capture them). */
   out?: (line: string) => void
   err?: (line: string) => void
@@ -126,7 +128,18 @@ export async function runBenchCommand(o: BenchCommandOptions | Record<string, un
     throw pmemError('EINVAL', 'bench', (e as Error).message)
   }
   const old = opts.compare ? readReport(opts.compare) : undefined
-  if (opts.file !== undefined) checkWritableDir(opts.file, '--file')
+  if (opts.file !== undefined) {
+    checkWritableDir(opts.file, '--file')
+    // The benchmarks format the region: never over something a user keeps unless told to.
+    const { whatItHolds } = await import('./commands.js')
+    const holds = await whatItHolds(opts.file)
+    if (holds !== undefined) {
+      if (!opts.force) {
+        throw pmemError('EEXIST', 'bench', `${opts.file} holds ${holds}; the benchmarks would reformat it. Use --force to run on it anyway, or name a new file (or none: a scratch file is used and removed)`, { path: opts.file })
+      }
+      if (/not a pmemu device/.test(holds)) rmSync(opts.file, { force: true })
+    }
+  }
   if (opts.json) checkWritableDir(opts.json, '--json')
   if (opts.html) checkWritableDir(opts.html, '--html')
 

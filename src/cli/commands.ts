@@ -1,7 +1,9 @@
-import { existsSync, rmSync } from 'node:fs'
+import { existsSync, rmSync, statSync } from 'node:fs'
 import { InvalidArgumentError, Option, type Command } from 'commander'
-import { mkfs, fsck, fsInfo } from '../fs/index.js'
+import { mkfs, mount, fsck, fsInfo } from '../fs/index.js'
 import { openDevice, type Device } from '../region/index.js'
+import { MAX_PAGES } from '../page/index.js'
+import { isPmemuError, pmemError } from '../errors.js'
 import { parseSize, formatBytes } from '../util/size.js'
 import { deviceSummary, printSummary, printFsSummary, bytesWithUnit, plural } from './format.js'
 import { terminalProgress } from './progress.js'
@@ -11,6 +13,14 @@ const out = (l: string) => process.stdout.write(l + '\n')
 /** The smallest page size a device can have; every device size is a multiple of it. */
 export const MIN_PAGE_SIZE = 4096
 
+/** The largest device of `pageSize`-byte pages: the wasm32 side table holds MAX_PAGES records. */
+export function maxDeviceBytes(pageSize: number = MIN_PAGE_SIZE): number {
+  return MAX_PAGES * pageSize
+}
+
+/** Units past any device pmemu can make: refused by name instead of as "not a size". */
+const HUGE_UNIT = /^\s*\d+(\.\d+)?\s*(PiB|EiB|ZiB|YiB|PB|EB|ZB|YB)\s*$/i
+
 /**
  * Commander argParsers: a bad option VALUE is a usage error (exit 2, the
  * option named by commander), like an unknown option. `op` is the command,
@@ -19,6 +29,10 @@ export const MIN_PAGE_SIZE = 4096
 function bytesArg(flag: string, op: string, check?: (n: number) => string | undefined): (v: string) => number {
   return (v: string) => {
     let n: number
+    const huge = HUGE_UNIT.exec(v)
+    if (huge && check) {
+      throw new InvalidArgumentError(`${flag} ${v.trim()}: sizes in ${huge[2]} are past the largest device pmemu can make (${formatBytes(maxDeviceBytes())} of ${MIN_PAGE_SIZE}-byte pages; the wasm32 side table holds ${MAX_PAGES} pages)`)
+    }
     try {
       n = parseSize(v, flag, op)
     } catch {
@@ -35,7 +49,60 @@ export function deviceSizeArg(flag: string, op: string): (v: string) => number {
   return bytesArg(flag, op, n =>
     n % MIN_PAGE_SIZE !== 0 ? `${flag} must be a multiple of the ${MIN_PAGE_SIZE}-byte page size, got ${bytesWithUnit(n)}`
     : n < MIN_PAGE_SIZE ? `${flag} must be at least ${MIN_PAGE_SIZE} bytes, got ${bytesWithUnit(n)}`
+    // the bound for the largest page size; the command checks its own page size
+    : n > maxDeviceBytes(2 ** 30) ? `${flag} ${bytesWithUnit(n)} is past the largest device pmemu can make (${formatBytes(maxDeviceBytes())} of ${MIN_PAGE_SIZE}-byte pages)`
     : undefined)
+}
+
+/**
+ * Open a device to read it (info, badblocks, fsck without repair) even while
+ * another process holds it for writing, as dumpe2fs does; say so on stderr.
+ */
+async function openForReading(file: string): Promise<Device> {
+  const dev = await openDevice(file, { readOnly: true, alongsideWriter: true })
+  if (dev.writerElsewhere) {
+    process.stderr.write(`pmemu: warning: ${file} is open for writing in another process: what follows is read without its lock and may be mid-update\n`)
+  }
+  return dev
+}
+
+/**
+ * What a device file holds that a format would destroy, in one phrase, for
+ * refusals ('a pmemu file system (3 inodes in use, 12 KiB of 16 MiB used)',
+ * or data that is not a pmemu device); undefined when the file is absent,
+ * empty or a device with no file system (as mkfs.xfs, which refuses only
+ * over a file system it recognises).
+ */
+export async function whatItHolds(file: string): Promise<string | undefined> {
+  let st
+  try { st = statSync(file) } catch { return undefined }
+  if (!st.isFile() || st.size === 0) return undefined
+  let dev: Device
+  try {
+    dev = await openDevice(file, { readOnly: true, alongsideWriter: true })
+  } catch (e) {
+    if (isPmemuError(e) && e.code === 'EINVAL') return `${bytesWithUnit(st.size)} of data that is not a pmemu device`
+    throw e
+  }
+  try {
+    const fs = fsInfo(dev)
+    if (!fs.present) return undefined
+    const used = ((fs.blocks ?? 0) - (fs.freeBlocks ?? 0)) * (fs.blockSize ?? 0)
+    return `a pmemu file system${fs.label ? ` labelled '${fs.label}'` : ''} (${plural(fs.usedInodes, 'inode')} in use, ${formatBytes(used)} of ${formatBytes(dev.size)} used)`
+  } finally {
+    await dev.close()
+  }
+}
+
+/** Human text of a file-system state (info, fsck). */
+export function stateText(state: string | undefined, writerElsewhere: boolean): string {
+  if (state === 'clean') return 'clean'
+  if (state === 'needs-recovery') return 'not cleanly unmounted: the journal holds a committed transaction (a mount or `pmemu fsck --repair` replays it)'
+  if (state === 'mounted') {
+    return writerElsewhere ? 'mounted (by another process)'
+      : 'not cleanly unmounted (the last mount ended without unmount: a crash or kill -9; a mount or `pmemu fsck --repair` clears it)'
+  }
+  return String(state)
 }
 
 const pageSizeArg = bytesArg('--page-size', 'mkfs', n =>
@@ -69,13 +136,17 @@ export function registerCommands(program: Command): void {
     .argument('<file>', 'device file (made by openDevice or pmemu mkfs)')
     .option('--json', 'print JSON')
     .action(async (file: string, o: { json?: boolean }) => {
-      const dev = await openDevice(file, { readOnly: true })
+      const dev = await openForReading(file)
       try {
-        const s = { ...deviceSummary(dev), fs: fsInfo(dev) }
+        const fsi = fsInfo(dev)
+        const s = {
+          ...deviceSummary(dev), writerElsewhere: dev.writerElsewhere,
+          fs: { ...fsi, ...(fsi.present ? { cleanlyUnmounted: fsi.state === 'clean' || (fsi.state === 'mounted' && dev.writerElsewhere) } : {}) },
+        }
         if (o.json) out(JSON.stringify(s, null, 2))
         else {
           printSummary(s, out)
-          printFsSummary(s.fs, out)
+          printFsSummary({ ...s.fs, ...(s.fs.present ? { state: stateText(s.fs.state, dev.writerElsewhere) as typeof fsi.state } : {}) }, out)
         }
       } finally {
         await dev.close()
@@ -92,10 +163,32 @@ export function registerCommands(program: Command): void {
     .addOption(new Option('--model <model>', 'default refcount model recorded on the device').choices(['legacy', 'dax-gup', 'upstream']))
     .option('--label <label>', 'volume label (≤ 63 UTF-8 bytes)', labelArg)
     .option('--json', 'print the result as JSON')
-    .action(async function (this: Command, file: string, o: { size?: number; pageSize: number; map: 'mem' | 'dev'; model?: 'legacy' | 'dax-gup' | 'upstream'; label?: string; json?: boolean }) {
+    .option('-f, --force', 'overwrite a device that holds a file system (or a file that holds other data)')
+    .action(async function (this: Command, file: string, o: { size?: number; pageSize: number; map: 'mem' | 'dev'; model?: 'legacy' | 'dax-gup' | 'upstream'; label?: string; json?: boolean; force?: boolean }) {
       const pageSize = o.pageSize
       if (o.size !== undefined && o.size % pageSize !== 0) {
         this.error(`error: option '--size <size>' argument is invalid. --size must be a multiple of the ${pageSize}-byte page size, got ${bytesWithUnit(o.size)}`, { exitCode: 2, code: 'pmemu.invalidSize' })
+      }
+      if (o.size !== undefined && o.size > maxDeviceBytes(pageSize)) {
+        this.error(`error: option '--size <size>' argument is invalid. --size ${bytesWithUnit(o.size)} is past the largest device of ${pageSize}-byte pages pmemu can make (${formatBytes(maxDeviceBytes(pageSize))})`, { exitCode: 2, code: 'pmemu.invalidSize' })
+      }
+      let holds: string | undefined
+      try {
+        holds = await whatItHolds(file)
+      } catch (e) {
+        if (!isPmemuError(e) || e.code !== 'EBUSY') throw e
+        throw pmemError('EBUSY', 'mkfs', `${file} is open for writing in another process; close it there first`, { path: file })
+      }
+      if (holds === undefined && o.size === undefined && !existsSync(file)) {
+        this.error(`error: --size is required to make a new device (e.g. pmemu mkfs ${file} --size 1GiB)`, { exitCode: 2, code: 'pmemu.missingSize' })
+      }
+      if (holds !== undefined && !o.force) {
+        throw pmemError('EEXIST', 'mkfs', `${file} holds ${holds}; mkfs would destroy it. Use --force (-f) to overwrite it`, { path: file })
+      }
+      if (holds !== undefined && /not a pmemu device/.test(holds)) {
+        // --force on a file that is not a device: start it afresh (the size must be given, as for a new file)
+        if (o.size === undefined) this.error('error: --size is required to overwrite a file that is not a pmemu device', { exitCode: 2, code: 'pmemu.missingSize' })
+        rmSync(file, { force: true })
       }
       // A file this command creates is removed again if mkfs fails; an existing one is left as it was.
       const created = !existsSync(file)
@@ -130,7 +223,7 @@ export function registerCommands(program: Command): void {
     .action(async (file: string, o: { repair?: boolean; json?: boolean }) => {
       let dev
       try {
-        dev = await openDevice(file, { readOnly: !o.repair })
+        dev = o.repair ? await openDevice(file) : await openForReading(file)
       } catch (e) {
         process.stderr.write(`pmemu: ${(e as Error).message}\n`)
         process.exitCode = 8
@@ -138,13 +231,27 @@ export function registerCommands(program: Command): void {
       }
       const bar = terminalProgress()
       try {
+        const before = fsInfo(dev)
+        const unclean = before.present && (before.state === 'needs-recovery' || (before.state === 'mounted' && !dev.writerElsewhere))
         const r = await fsck(dev, { repair: o.repair === true, progress: bar.update })
         bar.stop()
-        if (o.json) out(JSON.stringify(r, null, 2))
+        if (unclean && o.repair && r.exitCode !== 8 && r.exitCode !== 4) {
+          // a mount replays the journal; its unmount records the clean state (as e2fsck does)
+          try { await (await mount(dev)).unmount() } catch { /* fsck already said what is wrong */ }
+        }
+        // poison fsck cannot clear: a repair cannot help, only clearing the poison can
+        const poisoned = (r.badblocks ?? []).length
+        if (o.json) out(JSON.stringify({ ...r, notCleanlyUnmounted: unclean && !(o.repair && r.exitCode !== 8) }, null, 2))
         else {
+          if (unclean) out(`${dev.path}: ${stateText(before.state, false)}${o.repair ? '; cleared' : ''}`)
           for (const p of r.recovered) out(`recovered: ${p}`)
           for (const p of r.problems) out(`problem: ${p}`)
-          out(r.clean ? `${dev.path}: clean` : r.exitCode === 1 ? `${dev.path}: problems fixed` : `${dev.path}: problems left uncorrected (run with --repair)`)
+          const clearHint = `pmemu badblocks --clear ${dev.path}`
+          out(r.clean ? `${dev.path}: clean`
+            : r.exitCode === 1 ? `${dev.path}: problems fixed`
+            : o.repair
+              ? `${dev.path}: problems left uncorrected${poisoned ? `: ${plural(poisoned, 'poisoned block')} a repair cannot clear (the bytes there are lost); clear the poison with \`${clearHint}\`, then run \`pmemu fsck --repair ${dev.path}\` again` : ''}`
+              : `${dev.path}: problems left uncorrected (run \`pmemu fsck --repair ${dev.path}\`${poisoned ? `; ${plural(poisoned, 'poisoned block')} need \`${clearHint}\` first` : ''})`)
           if (r.summary) {
             const s = r.summary
             out(`${plural(s.files, 'file')}, ${plural(s.directories, 'directory').replace(/directorys$/, 'directories')}, ${s.blocks - s.freeBlocks}/${plural(s.blocks, 'block')} used, ${s.usedInodes}/${plural(s.inodes, 'inode')} used, ${plural(s.quarantinedBlocks, 'block')} quarantined`)
@@ -163,11 +270,13 @@ export function registerCommands(program: Command): void {
     .argument('<file>', 'device file')
     .requiredOption('--offset <bytes>', 'first byte (of the usable region), e.g. 1MiB', bytesArg('--offset', 'poison'))
     .requiredOption('--length <bytes>', 'bytes to poison (≥ 1)', bytesArg('--length', 'poison', n => n < 1 ? `--length must be at least 1 byte, got ${n} bytes` : undefined))
-    .action(async (file: string, o: { offset: number; length: number }) => {
+    .option('--json', 'print the poisoned range as JSON')
+    .action(async (file: string, o: { offset: number; length: number; json?: boolean }) => {
       const dev = await openDevice(file)
       try {
         const r = dev.poison(o.offset, o.length)
-        out(`poisoned bytes ${r.offset}..${r.offset + r.length} (${plural(r.length / 512, 'sector')} of 512 bytes)`)
+        if (o.json) out(JSON.stringify({ offset: r.offset, length: r.length, sectors: r.length / 512, badblocks: dev.badblocks() }))
+        else out(`poisoned bytes ${r.offset}..${r.offset + r.length} (${plural(r.length / 512, 'sector')} of 512 bytes)`)
       } finally {
         await dev.close()
       }
@@ -178,8 +287,28 @@ export function registerCommands(program: Command): void {
     .description('list the poisoned ranges of a device')
     .argument('<file>', 'device file')
     .option('--json', 'print JSON')
-    .action(async (file: string, o: { json?: boolean }) => {
-      const dev = await openDevice(file, { readOnly: true })
+    .option('--clear', 'clear the poison (all of it, or --offset/--length), as ndctl clear-errors; the bytes read back as they were left')
+    .option('--offset <bytes>', 'with --clear: first byte to clear', bytesArg('--offset', 'badblocks'))
+    .option('--length <bytes>', 'with --clear: bytes to clear', bytesArg('--length', 'badblocks', n => n < 1 ? `--length must be at least 1 byte, got ${n} bytes` : undefined))
+    .action(async function (this: Command, file: string, o: { json?: boolean; clear?: boolean; offset?: number; length?: number }) {
+      if (!o.clear && (o.offset !== undefined || o.length !== undefined)) {
+        this.error('error: --offset and --length go with --clear', { exitCode: 2, code: 'pmemu.usage' })
+      }
+      if (o.clear) {
+        const dev = await openDevice(file)
+        try {
+          const before = dev.badblocks().reduce((n, b) => n + b.length, 0)
+          const off = o.offset ?? 0
+          dev.clearPoison(off, o.length ?? dev.capacity - off)
+          const after = dev.badblocks().reduce((n, b) => n + b.length, 0)
+          if (o.json) out(JSON.stringify({ clearedBytes: before - after, badblocks: dev.badblocks() }))
+          else out(`cleared ${plural(before - after, 'poisoned byte')}; ${plural(after, 'byte')} still poisoned`)
+        } finally {
+          await dev.close()
+        }
+        return
+      }
+      const dev = await openForReading(file)
       try {
         const bb = dev.badblocks()
         if (o.json) out(JSON.stringify(bb))
@@ -201,6 +330,7 @@ export function registerCommands(program: Command): void {
     .option('--json <out>', 'write results as JSON (its directory must exist)')
     .option('--html <out>', 'write a self-contained HTML report (its directory must exist)')
     .option('--compare <old.json>', 'print the per-path change against an earlier --json run')
+    .option('-f, --force', 'with --file: run on (and so reformat) a file that holds a device or other data')
     .action(async (o: Record<string, unknown>) => {
       const { runBenchCommand } = await import('./bench.js')
       await runBenchCommand(o)

@@ -26,6 +26,7 @@ export function deviceSummary(dev: Device): Record<string, unknown> {
 export function printSummary(s: Record<string, unknown>, out: (l: string) => void): void {
   const rows: [string, string][] = [
     ['file', String(s.path ?? '(memory)')],
+    ['uuid', String(s.uuid)],
     ['size', `${formatBytes(s.sizeBytes as number)} (${s.sizeBytes} bytes)`],
     ['usable', `${formatBytes(s.capacityBytes as number)} in ${s.pages} pages of ${s.pageSizeBytes} bytes`],
     ['model', String(s.model)],

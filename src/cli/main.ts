@@ -41,5 +41,12 @@ async function version(): Promise<string> {
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === (await import('node:url')).pathToFileURL((await import('node:fs')).realpathSync(process.argv[1])).href
 if (invokedDirectly) {
+  // `pmemu info x | head -1`: the reader went away; stop quietly, as a Unix tool does
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0)
+      throw e
+    })
+  }
   main().then(code => { process.exitCode = code }, e => { process.stderr.write(String(e) + '\n'); process.exitCode = 1 })
 }

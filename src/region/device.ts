@@ -103,6 +103,8 @@ export class Device extends EventEmitter {
   get map(): MapMode { return this.region.info.map }
   get persistence(): Persistence { return this.region.persistence }
   get readOnly(): boolean { return this.region.readOnly }
+  /** Opened read-only (`alongsideWriter: true`) while another process held the device for writing: reads may be mid-update. */
+  get writerElsewhere(): boolean { return this.region.writerElsewhere }
   get uuid(): string { return this.region.info.uuid }
   get capabilities(): Capabilities { return { ...this.region.capabilities } }
   get status(): DeviceState { return this.state }

@@ -48,12 +48,22 @@ export interface RegionOptions {
   /** Override the flush method persist() uses (default: the CPU's, else msync). */
   flush?: FlushKind
   logger?: Logger
+  /**
+   * With readOnly: open even while another process holds the device for
+   * writing (no lock is taken then, and what is read may be mid-update), as
+   * dumpe2fs reads a mounted ext4. `device.writerElsewhere` says whether that
+   * happened. Default false: a read-only open waits for no one and fails with
+   * EBUSY while a writer holds the device.
+   */
+  alongsideWriter?: boolean
 }
 
 interface Opened {
   fd?: number
   created: boolean
   info: DeviceInfo
+  /** Opened read-only without the lock, a writer holding it elsewhere. */
+  writerElsewhere?: boolean
 }
 
 function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string, dflt: T): T {
@@ -98,6 +108,8 @@ export class Region {
   readonly readOnly: boolean
   readonly capabilities: Capabilities
   readonly persistence: Persistence
+  /** Opened read-only alongside a writer in another process (no lock held). */
+  writerElsewhere = false
   /** The info block as last written (badblocks included). */
   info: DeviceInfo
   windows: Window[]
@@ -149,7 +161,7 @@ export class Region {
     if (typeof path === 'string' && path.includes('\0')) {
       throw pmemError('EINVAL', 'open', 'the device path contains a NUL byte', { path: JSON.stringify(path).slice(1, -1) })
     }
-    for (const k of ['create', 'readOnly', 'crashShadow'] as const) checkBoolean(opts[k], 'open', k, where)
+    for (const k of ['create', 'readOnly', 'crashShadow', 'alongsideWriter'] as const) checkBoolean(opts[k], 'open', k, where)
     if (opts.readOnly === true && opts.create === true) {
       throw pmemError('EINVAL', 'open', 'readOnly and create conflict: a read-only open cannot create the device', where)
     }
@@ -177,9 +189,12 @@ export class Region {
         throw pmemError('EINVAL', 'open', `the mmap-io backend maps at most 2 GiB, asked for ${formatBytes(size)}; use the native backend`, { path: abs })
       }
     }
-    const o = Region.openFile(abs, size, pageSize, model, map, persistence, readOnly, opts.create === true, opts.map !== undefined)
+    const o = Region.openFile(abs, size, pageSize, model, map, persistence, readOnly, opts.create === true, opts.map !== undefined,
+      readOnly && opts.alongsideWriter === true)
     try {
-      return Region.mapFile(abs, backend, o, readOnly, persistence, opts)
+      const r = Region.mapFile(abs, backend, o, readOnly, persistence, opts)
+      r.writerElsewhere = o.writerElsewhere === true
+      return r
     } catch (e) {
       Region.abandon(abs, o)
       throw e
@@ -243,7 +258,7 @@ export class Region {
 
   /** Open the file, lock it, and read or write its info block. */
   private static openFile(path: string, size: number | undefined, pageSize: number | undefined, model: ModelName,
-    map: MapMode, persistence: Persistence, readOnly: boolean, create: boolean, mapGiven = false): Opened {
+    map: MapMode, persistence: Persistence, readOnly: boolean, create: boolean, mapGiven = false, alongsideWriter = false): Opened {
     let st: nodeFs.Stats | undefined
     try {
       st = nodeFs.statSync(path)
@@ -268,7 +283,7 @@ export class Region {
     }
     const created = !st
     try {
-      Region.lock(fd, path, readOnly)
+      const locked = Region.lock(fd, path, readOnly, alongsideWriter)
       if (fresh) {
         const ps = pageSize ?? 4096
         const g = geometry(size!, ps, map)
@@ -299,7 +314,7 @@ export class Region {
       if (mapGiven && map !== info.map) {
         throw pmemError('EINVAL', 'open', `the device was created with map: '${info.map}', not '${map}' (the layout is fixed at creation)`, { path })
       }
-      return { fd, created, info }
+      return { fd, created, info, ...(locked ? {} : { writerElsewhere: true }) }
     } catch (e) {
       Region.abandon(path, { fd, created })
       throw e instanceof PmemuError ? e : wrapSystemError(e, 'open', { path })
@@ -316,12 +331,15 @@ export class Region {
     }
   }
 
-  private static lock(fd: number, path: string, readOnly: boolean): void {
+  /** Take the device's flock; false when a read-only open alongside a writer went ahead without it. */
+  private static lock(fd: number, path: string, readOnly: boolean, alongsideWriter = false): boolean {
     try {
       fsExt().flockSync(fd, readOnly ? 'shnb' : 'exnb')
+      return true
     } catch (e) {
       const n = Math.abs(Number((e as { errno?: number }).errno))
       if (n === 11 || (e as { code?: string }).code === 'EAGAIN' || (e as { code?: string }).code === 'EWOULDBLOCK') {
+        if (readOnly && alongsideWriter) return false
         throw pmemError('EBUSY', 'open', readOnly
           ? 'the device is open for writing elsewhere'
           : 'the device is already open (one writer at a time; flock held)', { path, cause: e })
