@@ -92,11 +92,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     this.generation = generation
     this.firstIndex = offset / this.pageSize
     this.pages = Math.ceil(length / this.pageSize)
-    this.#ptesSab = new SharedArrayBuffer(this.pages * 4)
-    this.ptes = new Int32Array(this.#ptesSab)
-    this.ptes.fill(PTE_NONE)
-    this.#stateSab = new SharedArrayBuffer(4)
-    this.#stateWord = new Int32Array(this.#stateSab)
+    // The address range first: a mapping too large for it fails with ENOMEM naming the limit.
     const r = MappingRange.create(layer.dev.region, layer.table, { id: this.id, path: this.path, ino: this.ino, offset }, this.pages, this.pageSize)
     if (typeof r === 'string') {
       this.capabilities = { addressRange: false, addressRangeError: r }
@@ -104,6 +100,15 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
       this.#addr = r
       this.capabilities = { addressRange: true }
     }
+    try {
+      this.#ptesSab = new SharedArrayBuffer(this.pages * 4)
+    } catch (e) {
+      throw pmemError('ENOMEM', 'mmap', `the page table of a ${this.pages}-page mapping (${this.pages * 4} bytes) cannot be allocated`, { path: this.path, length, cause: e })
+    }
+    this.ptes = new Int32Array(this.#ptesSab)
+    this.ptes.fill(PTE_NONE)
+    this.#stateSab = new SharedArrayBuffer(4)
+    this.#stateWord = new Int32Array(this.#stateSab)
   }
 
   get live(): boolean { return this.#state === 'live' && this.#layer.generationOk(this) }
