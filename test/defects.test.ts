@@ -124,7 +124,7 @@ t.test('hostile values at every public entry: every error is an Error with a str
     get: (s, a) => s.dev.pages.get(a as number),
     pinRange: (s, a, b) => s.dev.pages.pinRange(a as number, b as number),
     read: (s, a, b) => s.f.read(a as Uint8Array, b as number),
-    write: (s, a, b) => s.f.write(new Uint8Array(8), a as number, b as number),
+    write: (s, a, b) => s.f.write(a as Uint8Array, b as number),
     truncate: (s, a) => s.f.truncate(a as number),
     punchHole: (s, a, b) => s.f.punchHole(a as number, b as number),
     fallocate: (s, a, b) => s.f.fallocate(a as number, b as number),
