@@ -46,7 +46,7 @@ export type {
 
 // Test-double adapters
 export { toNodeFs, RandomAccessPmem, pmemStorage } from './adapters/index.js'
-export type { PmemNodeFs, PmemNodeFsPromises, RandomAccessPmemOptions } from './adapters/index.js'
+export type { PmemNodeFs, PmemNodeFsPromises, RandomAccessPmemOptions, RandomAccessPool } from './adapters/index.js'
 
 // Errors and sizes (SPEC §8)
 export { PmemuError, PmemuAbortError, pmemError, isPmemuError } from './errors.js'

@@ -9,6 +9,6 @@ export {
   type ReadResult, type WriteResult, type ReadOptions, type NodeSystemError,
 } from './node-fs.js'
 export {
-  RandomAccessPmem, pmemStorage,
-  type RandomAccessPmemOptions, type RandomAccessStorageLike, type RasRequest, type RasCallback,
+  RandomAccessPmem, RandomAccessPmemPool, pmemStorage,
+  type RandomAccessPmemOptions, type RandomAccessPool, type RandomAccessStorageLike, type RasRequest, type RasCallback,
 } from './random-access.js'

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module'
 import { posix } from 'node:path'
 import { isPmemuError, pmemError } from '../errors.js'
 import type { PmemFile, PmemFs } from '../fs/index.js'
+import { prng } from '../region/index.js'
 import { nodeError, toNodeError } from './errors.js'
 import { PmemNodeStats, toFsPath } from './node-fs.js'
 
@@ -68,7 +69,11 @@ interface RandomAccessStorageCtor {
 const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT } = constants
 
 const require = createRequire(import.meta.url)
-/** The random-access-storage base class, loaded from the installed package. */
+/**
+ * The random-access-storage base class, loaded from the installed package. It is
+ * a peer dependency, so this is the consumer's own copy and `instanceof` against
+ * it holds.
+ */
 const RandomAccessStorage = require('random-access-storage') as RandomAccessStorageCtor
 
 export interface RandomAccessPmemOptions {
@@ -92,6 +97,85 @@ export interface RandomAccessPmemOptions {
   alloc?: (size: number) => Buffer
   /** fsync after every write (default false: writes are durable only after `sync()`, `close()` or an fsync, as with a page cache). */
   fsync?: boolean
+  /**
+   * A pool from `RandomAccessPmem.createPool(n)` (or random-access-file's): at most
+   * `n` storages of the pool keep their file open; opening one more suspends
+   * (closes) another, which reopens transparently on its next operation.
+   */
+  pool?: RandomAccessPool | null
+  /**
+   * How queued independent operations (read, write, del, truncate, stat issued
+   * without waiting for each other) complete. `'in-order'` (default): each runs
+   * when issued, so they complete in issue order. `{ reorder: seed }`: the
+   * operations in flight together run and complete in an order drawn from the
+   * seed, as random-access-file's do on a real disk (the thread pool runs them
+   * concurrently); the same seed gives the same order. Use it to find code that
+   * assumes issue order without waiting for callbacks.
+   */
+  completion?: 'in-order' | { reorder: number }
+}
+
+/** The pool interface random-access-file 4 uses (`_onactive` at open, `_oninactive` at close). */
+export interface RandomAccessPool {
+  readonly maxSize: number
+  _onactive(file: RandomAccessStorageLike): void
+  _oninactive(file: RandomAccessStorageLike): void
+}
+
+/**
+ * random-access-file's pool: at most `maxSize` of its storages have their file
+ * open. When one more opens, a victim among the open ones is suspended; the
+ * victim is drawn from `seed` (random-access-file draws it with Math.random),
+ * so a run is reproducible.
+ */
+export class RandomAccessPmemPool implements RandomAccessPool {
+  readonly maxSize: number
+  /** The storages whose file is open now. */
+  readonly active: RandomAccessStorageLike[] = []
+  private readonly rnd: () => number
+
+  constructor(maxSize: number, opts: { seed?: number } = {}) {
+    if (typeof maxSize !== 'number' || !Number.isInteger(maxSize) || maxSize < 1) {
+      throw pmemError('EINVAL', 'createPool', `maxSize must be an integer >= 1, got ${describe(maxSize)}`)
+    }
+    const seed = opts?.seed ?? 1
+    if (typeof seed !== 'number' || !Number.isFinite(seed)) {
+      throw pmemError('EINVAL', 'createPool', `seed must be a finite number, got ${describe(seed)}`)
+    }
+    this.maxSize = maxSize
+    this.rnd = prng(seed)
+  }
+
+  _onactive(file: RandomAccessStorageLike): void {
+    if (this.active.includes(file)) return
+    if (this.active.length >= this.maxSize) {
+      const victim = this.active[Math.floor(this.rnd() * this.active.length)]!
+      victim.suspend()
+    }
+    this.active.push(file)
+  }
+
+  _oninactive(file: RandomAccessStorageLike): void {
+    const i = this.active.indexOf(file)
+    if (i >= 0) this.active.splice(i, 1)
+  }
+}
+
+/** A value for an error message that never throws (BigInt, Symbol, objects without toString). */
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v)
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' || v === undefined || v === null) return String(v)
+  return typeof v
+}
+
+function checkCompletion(c: unknown): (() => number) | null {
+  if (c === undefined || c === 'in-order') return null
+  if (c !== null && typeof c === 'object' && typeof (c as { reorder?: unknown }).reorder === 'number' &&
+      Number.isFinite((c as { reorder: number }).reorder)) {
+    return prng((c as { reorder: number }).reorder)
+  }
+  throw pmemError('EINVAL', 'RandomAccessPmem',
+    `completion must be 'in-order' or { reorder: <seed number> }, got ${c !== null && typeof c === 'object' ? `{ reorder: ${describe((c as { reorder?: unknown }).reorder)} }` : describe(c)}`)
 }
 
 /** In-process lock table: fs -> path -> holders ('x' or a shared count). */
@@ -143,7 +227,18 @@ export class RandomAccessPmem extends RandomAccessStorage {
   private readonly lockMode: boolean
   private readonly alloc: (size: number) => Buffer
   private readonly fsyncEach: boolean
+  private readonly pool: RandomAccessPool | null
+  /** Seeded order for `completion: { reorder }`, else null (in order). */
+  private readonly reorder: (() => number) | null
+  /** Operations issued together and not yet run (reorder mode). */
+  private inflight: Array<() => void> = []
+  private sized = false
   private locked = false
+
+  /** random-access-file's `createPool(maxSize)`; `seed` picks the suspended victims reproducibly. */
+  static createPool(maxSize: number, opts?: { seed?: number }): RandomAccessPmemPool {
+    return new RandomAccessPmemPool(maxSize, opts)
+  }
 
   constructor(fs: PmemFs, path: string, opts: RandomAccessPmemOptions = {}) {
     if (fs === null || typeof fs !== 'object' || typeof (fs as Partial<PmemFs>).open !== 'function') {
@@ -151,7 +246,14 @@ export class RandomAccessPmem extends RandomAccessStorage {
     }
     if (typeof path !== 'string') throw pmemError('EINVAL', 'RandomAccessPmem', `path must be a string, got ${typeof path}`)
     if (opts === null || typeof opts !== 'object') throw pmemError('EINVAL', 'RandomAccessPmem', 'options must be an object', { path })
+    const reorder = checkCompletion(opts.completion)
+    const pool = opts.pool ?? null
+    if (pool !== null && (typeof pool !== 'object' || typeof pool._onactive !== 'function' || typeof pool._oninactive !== 'function')) {
+      throw pmemError('EINVAL', 'RandomAccessPmem', `pool must come from RandomAccessPmem.createPool(), got ${describe(pool)}`, { path })
+    }
     super()
+    this.reorder = reorder
+    this.pool = pool
     const size = opts.size || (opts.truncate ? 0 : -1)
     this.fs = fs
     this.directory = opts.directory !== undefined ? toFsPath(opts.directory) : null
@@ -189,7 +291,8 @@ export class RandomAccessPmem extends RandomAccessStorage {
     } catch (e) { throw toNodeError(e, 'open', path) as Error }
     try {
       if (this.lockMode) this.takeLock()
-      if (this.initialSize >= 0) {
+      // Only the first open sizes the file: a reopen after a pool suspension must not cut it again.
+      if (this.initialSize >= 0 && !this.sized) {
         try { await f.truncate(this.initialSize) } catch (e) { throw toNodeError(e, 'ftruncate', path) as Error }
       }
     } catch (e) {
@@ -198,6 +301,8 @@ export class RandomAccessPmem extends RandomAccessStorage {
       throw e
     }
     this.file = f
+    this.sized = true
+    if (this.pool !== null) this.pool._onactive(this)
   }
 
   private takeLock(): void {
@@ -220,7 +325,33 @@ export class RandomAccessPmem extends RandomAccessStorage {
     if (--cur.count <= 0) m.delete(this.filename)
   }
 
-  override _read(req: RasRequest): void {
+  /** Run an independent operation now (in order) or with the others issued together, in seeded order. */
+  private issue(run: () => void): void {
+    const rnd = this.reorder
+    if (rnd === null) { run(); return }
+    this.inflight.push(run)
+    if (this.inflight.length > 1) return
+    // Everything issued before the event loop turns is in flight together, as in libuv's thread pool.
+    setImmediate(() => {
+      const batch = this.inflight
+      this.inflight = []
+      for (let i = batch.length - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1))
+        const x = batch[i]!
+        batch[i] = batch[j]!
+        batch[j] = x
+      }
+      for (const op of batch) op()
+    })
+  }
+
+  override _read(req: RasRequest): void { this.issue(() => this.doRead(req)) }
+  override _write(req: RasRequest): void { this.issue(() => this.doWrite(req)) }
+  override _del(req: RasRequest): void { this.issue(() => this.doDel(req)) }
+  override _truncate(req: RasRequest): void { this.issue(() => this.doTruncate(req)) }
+  override _stat(req: RasRequest): void { this.issue(() => this.doStat(req)) }
+
+  private doRead(req: RasRequest): void {
     const f = this.file!
     const data = (req.data as Buffer | null) ?? this.alloc(req.size)
     if (req.size === 0) { req.callback(null, data); return }
@@ -244,7 +375,7 @@ export class RandomAccessPmem extends RandomAccessStorage {
     super.write(offset, data, cb)
   }
 
-  override _write(req: RasRequest): void {
+  private doWrite(req: RasRequest): void {
     const f = this.file!
     const data = req.data!
     try {
@@ -256,8 +387,8 @@ export class RandomAccessPmem extends RandomAccessStorage {
     f.fsync().then(() => req.callback(null), (e: unknown) => req.callback(toNodeError(e, 'fsync') as Error))
   }
 
-  override _del(req: RasRequest): void {
-    if (req.size === Infinity) { this._truncate(req); return }
+  private doDel(req: RasRequest): void {
+    if (req.size === Infinity) { this.doTruncate(req); return }
     const f = this.file!
     const size = f.size
     if (req.offset >= size || req.size <= 0) { req.callback(null); return }
@@ -265,12 +396,12 @@ export class RandomAccessPmem extends RandomAccessStorage {
       .then(() => req.callback(null), (e: unknown) => req.callback(toNodeError(e, 'fallocate') as Error))
   }
 
-  override _truncate(req: RasRequest): void {
+  private doTruncate(req: RasRequest): void {
     this.file!.truncate(req.offset)
       .then(() => req.callback(null), (e: unknown) => req.callback(toNodeError(e, 'ftruncate') as Error))
   }
 
-  override _stat(req: RasRequest): void {
+  private doStat(req: RasRequest): void {
     try {
       req.callback(null, new PmemNodeStats(this.file!.stat()))
     } catch (e) { req.callback(toNodeError(e, 'fstat') as Error) }
@@ -280,6 +411,7 @@ export class RandomAccessPmem extends RandomAccessStorage {
     const f = this.file
     this.file = null
     this.dropLock()
+    if (this.pool !== null) this.pool._oninactive(this)
     if (!f || f.isClosed) { req.callback(null); return }
     const done = (err: unknown): void => {
       f.close().then(() => req.callback(err === null ? null : err as Error), (e: unknown) => req.callback(

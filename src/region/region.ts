@@ -15,7 +15,7 @@ import type { Logger } from 'pino'
 import { pmemError, wrapSystemError, PmemuError } from '../errors.js'
 import { parseSize, formatBytes, type Size } from '../util/size.js'
 import { nativeShim, nativeAvailable } from './native.js'
-import { checkBoolean, checkOffset } from '../util/check.js'
+import { checkBoolean, checkOffset, describe } from '../util/check.js'
 import {
   decodeInfo, encodeInfo, geometry, infoBytes, randomUuid, BADBLOCK_HEADER,
 } from './info.js'
@@ -69,7 +69,7 @@ interface Opened {
 function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string, dflt: T): T {
   if (v === undefined) return dflt
   if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T
-  throw pmemError('EINVAL', 'open', `${what} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`)
+  throw pmemError('EINVAL', 'open', `${what} must be one of ${allowed.join(', ')}, got ${describe(v)}`)
 }
 
 function checkPageSize(pageSize: unknown): number {
