@@ -112,6 +112,13 @@ interface Validated {
   hold: number; pin: PinKind; fail: FailPoint | undefined
 }
 
+/** The typed error of a transfer whose caller's buffer was detached (transferred away) before its bytes could be delivered. */
+function detachedError(buffer: Uint8Array, bytes: number, cause?: unknown): Error {
+  return pmemError('EFAULT', 'dma',
+    `the transfer's buffer was detached (transferred to another thread or structuredClone'd away) while the transfer ran; ` +
+    `its ${bytes} bytes were not delivered (the buffer now holds ${buffer.byteLength} bytes)`, cause === undefined ? {} : { cause })
+}
+
 class Transfer implements DmaTransfer {
   readonly id: number
   readonly pinned: Promise<void>
@@ -150,7 +157,19 @@ class Transfer implements DmaTransfer {
 
   succeed(r: DmaResult): void {
     if (this.settled) return
-    if (this.staging && this.toDevice) this.buffer.set(this.staging.subarray(0, r.bytes))
+    if (this.staging && this.toDevice) {
+      // The caller's buffer may have been detached (transferred away) while
+      // the transfer ran: a set() on it throws, and thrown here it would
+      // escape as an uncaught error and end the process. The pins are gone
+      // already (the worker unpinned before it reported done).
+      if (this.buffer.byteLength < r.bytes) { this.fail(detachedError(this.buffer, r.bytes)); return }
+      try {
+        this.buffer.set(this.staging.subarray(0, r.bytes))
+      } catch (e) {
+        this.fail(detachedError(this.buffer, r.bytes, e))
+        return
+      }
+    }
     this.markPinned()
     this.state = 'done'
     this.unlisten?.()
@@ -159,7 +178,9 @@ class Transfer implements DmaTransfer {
 
   fail(e: unknown): void {
     if (this.settled) return
-    const err = isPmemuError(e, 'ABORT_ERR') && this.abortError ? this.abortError : e
+    let err = isPmemuError(e, 'ABORT_ERR') && this.abortError ? this.abortError : e
+    // main-thread copies into a buffer detached mid-transfer throw a TypeError
+    if (err instanceof TypeError && /detached/i.test(err.message)) err = detachedError(this.buffer, this.buffer.byteLength, err)
     this.state = 'failed'
     this.unlisten?.()
     this.#rejectPinned(err)

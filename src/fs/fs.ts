@@ -423,6 +423,12 @@ export class PmemFile {
     const off = validateInt(offset, 'offset', 'mmap', this.path)
     const len = validateInt(length, 'length', 'mmap', this.path, 1)
     if (off % this.fs.blockSize !== 0) throw pmemError('EINVAL', 'mmap', 'offset must be page-aligned', { path: this.path, offset: off })
+    // A mapping keeps per-page state: one past what the fs could ever back would
+    // allocate from the caller's number alone (2**53 bytes: a RangeError).
+    const maxLen = this.fs.blockCount * this.fs.blockSize
+    if (off + len > maxLen + this.fs.blockSize * 512) {
+      throw pmemError('ENOMEM', 'mmap', `a mapping of [${off}, ${off}+${len}) reaches past anything this ${maxLen}-byte file system could back (the limit is its size plus 2 MiB)`, { path: this.path, offset: off, length: len })
+    }
     if (this.node.isDirectory) throw pmemError('ENODEV', 'mmap', 'cannot map a directory', { path: this.path })
     if (!this.flags.read) throw pmemError('EACCES', 'mmap', 'file not open for reading', { path: this.path })
     if (opts.write && !this.flags.write) throw pmemError('EACCES', 'mmap', 'writable mapping of a file not open for writing', { path: this.path })
@@ -1766,7 +1772,8 @@ export class PmemFs {
         const first = Math.ceil(length / bs)
         const end0 = Math.max(Math.ceil(inode0.size / bs), lastEnd(inode0.extents))
         if (length < inode0.size || end0 > first) {
-          await this.breakLayout(file, first, end0, opts, reason, syscall)
+          // the block holding the new EOF is zeroed past it in place: break it too
+          await this.breakLayout(file, length < inode0.size ? Math.floor(length / bs) : first, end0, opts, reason, syscall)
           const inode = this.inodes[node.ino]
           if (!inode) return
           this.writable(syscall, path)
@@ -1802,9 +1809,15 @@ export class PmemFs {
         const size0 = this.inodes[node.ino]!.size
         if (off >= size0) return
         const toEof = off + len >= size0
+        // blocks freed: the whole ones inside the range
         const first = Math.ceil(off / bs)
         const end = toEof ? Math.max(Math.ceil(size0 / bs), first) : Math.floor((off + len) / bs)
-        await this.breakLayout(file, first, end, opts, 'punch-hole', 'fallocate')
+        // Layout broken over the page-rounded range, edge pages included: their
+        // bytes are zeroed in place below, so a mapping or a DMA pin on them must
+        // be gone first, as Linux breaks layouts over the rounded byte range.
+        const breakFirst = Math.floor(off / bs)
+        const breakEnd = Math.max(end, Math.ceil(Math.min(off + len, size0) / bs))
+        await this.breakLayout(file, breakFirst, breakEnd, opts, 'punch-hole', 'fallocate')
         const inode = this.inodes[node.ino]
         if (!inode) return
         this.writable('fallocate', path)

@@ -182,6 +182,11 @@ export class Device extends EventEmitter {
 
   /** Clear whole poisoned sectors in [offset, offset+length) (a recovery write covered them). */
   clearPoison(offset: number, length: number): void {
+    this.assertLive('clearPoison')
+    // checked as poison() checks: a Symbol or BigInt must not reach the arithmetic below
+    offset = parseSize(offset, 'offset', 'clearPoison')
+    length = parseSize(length, 'length', 'clearPoison')
+    this.region.checkRange('clearPoison', offset, length)
     const s = Math.ceil(offset / SECTOR) * SECTOR
     const e = Math.floor((offset + length) / SECTOR) * SECTOR
     if (s >= e) return
