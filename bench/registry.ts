@@ -10,6 +10,7 @@ import { contention } from './paths/contention.js'
 import { fsTimes } from './paths/fs.js'
 import { daxFaults, daxTruncate, unpinToTruncate } from './paths/dax.js'
 import { dmaPaths } from './paths/dma.js'
+import { daxViewFaults } from './paths/range.js'
 
 export const BENCHMARKS: readonly Benchmark[] = [
   sideTable,
@@ -22,6 +23,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   folioPin,
   contention,
   daxFaults,
+  daxViewFaults,
   daxTruncate,
   unpinToTruncate,
   dmaPaths,

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <unistd.h>
 
 extern "C" {
 #include "baseline.h"
@@ -104,6 +105,12 @@ void MapAnon(const FunctionCallbackInfo<Value> &a) {
   if (!m) return ThrowErrno(iso, errno, "mmap");
   Local<Object> out;
   bool ok = MakeWindows(iso, m, a[1].As<Array>(), EOPNOTSUPP, &out);
+  if (ok) {
+    // The memfd, duplicated: the caller owns (and closes) this descriptor, so
+    // its number stays valid however long the windows live.
+    int fd = m->fd >= 0 ? dup(m->fd) : -1;
+    out->Set(iso->GetCurrentContext(), String::NewFromUtf8Literal(iso, "fd"), Number::New(iso, fd)).Check();
+  }
   pm_mapping_unref(m);
   if (ok) a.GetReturnValue().Set(out);
 }
@@ -241,6 +248,153 @@ void CountSequence(const FunctionCallbackInfo<Value> &a) {
   a.GetReturnValue().Set((double)pm_count_sequence((const int32_t *)p, (int32_t)first, (size_t)count));
 }
 
+
+// ---- per-mapping address ranges (pmem_core.h) ----------------------------------------------
+
+void RangeDeleter(void *data, size_t length, void *deleter_data) {
+  (void)data;
+  (void)length;
+  pm_range_unref(static_cast<pm_range *>(deleter_data));
+}
+
+Local<SharedArrayBuffer> RangeSab(Isolate *iso, pm_range *r, size_t off, size_t len) {
+  pm_range_ref(r);
+  std::unique_ptr<BackingStore> bs = SharedArrayBuffer::NewBackingStore(
+      static_cast<char *>(r->addr) + off, len, RangeDeleter, r);
+  return SharedArrayBuffer::New(iso, std::shared_ptr<BackingStore>(std::move(bs)));
+}
+
+bool WholeArg(const FunctionCallbackInfo<Value> &a, int i, double *out) {
+  double v = NumArg(a, i);
+  if (!(v >= 0) || v != std::floor(v) || v > 9007199254740991.0) return false;
+  *out = v;
+  return true;
+}
+
+// reserve(length, step, span) -> { id, sabs }: windows of `span` bytes every `step` bytes.
+void Reserve(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  Local<Context> ctx = iso->GetCurrentContext();
+  double length, step, span;
+  if (a.Length() < 3 || !WholeArg(a, 0, &length) || !WholeArg(a, 1, &step) || !WholeArg(a, 2, &span) ||
+      length <= 0 || step <= 0 || span < step) {
+    return ThrowRange(iso, "reserve(length, step, span): whole numbers, span >= step > 0");
+  }
+  if (length > (double)PM_RANGE_MAX) return ThrowErrno(iso, ENOMEM, "mmap", "larger than the address space a mapping can reserve");
+  pm_range *r = pm_range_reserve((size_t)length);
+  if (!r) return ThrowErrno(iso, errno, "mmap");
+  uint32_t n = (uint32_t)std::ceil(length / step);
+  Local<Array> sabs = Array::New(iso, n);
+  for (uint32_t i = 0; i < n; i++) {
+    size_t off = (size_t)(i * step);
+    size_t len = (size_t)std::fmin(span, length - (double)off);
+    sabs->Set(ctx, i, RangeSab(iso, r, off, len)).Check();
+  }
+  Local<Object> o = Object::New(iso);
+  o->Set(ctx, String::NewFromUtf8Literal(iso, "id"), Number::New(iso, (double)r->id)).Check();
+  o->Set(ctx, String::NewFromUtf8Literal(iso, "sabs"), sabs).Check();
+  pm_range_unref(r);  // the windows hold theirs
+  a.GetReturnValue().Set(o);
+}
+
+// The range `id` (referenced) and a checked [off, off+len) of it, else a RangeError.
+pm_range *RangeArgs(const FunctionCallbackInfo<Value> &a, size_t *off, size_t *len) {
+  Isolate *iso = a.GetIsolate();
+  double id, o, l;
+  if (a.Length() < 3 || !WholeArg(a, 0, &id) || !WholeArg(a, 1, &o) || !WholeArg(a, 2, &l)) {
+    ThrowRange(iso, "range call: (id, offset, length) as whole numbers");
+    return nullptr;
+  }
+  pm_range *r = pm_range_get((uint64_t)id);
+  if (!r) {
+    ThrowErrno(iso, ENXIO, "range", "the address range is gone");
+    return nullptr;
+  }
+  if (o + l > (double)r->length) {
+    pm_range_unref(r);
+    ThrowRange(iso, "range outside the reservation");
+    return nullptr;
+  }
+  *off = (size_t)o;
+  *len = (size_t)l;
+  return r;
+}
+
+// rangeSpan(id, offset, length) -> SharedArrayBuffer over that part of the range.
+void RangeSpan(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  size_t off, len;
+  pm_range *r = RangeArgs(a, &off, &len);
+  if (!r) return;
+  a.GetReturnValue().Set(RangeSab(iso, r, off, len));
+  pm_range_unref(r);
+}
+
+// rangeMap(id, offset, length, fd, fileOffset, mode 0 shared | 1 private | 2 sync)
+void RangeMap(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  size_t off, len;
+  double fd, foff, mode;
+  if (a.Length() < 6 || !WholeArg(a, 3, &fd) || !WholeArg(a, 4, &foff) || !WholeArg(a, 5, &mode) || mode > 2) {
+    return ThrowRange(iso, "rangeMap(id, offset, length, fd, fileOffset, mode)");
+  }
+  pm_range *r = RangeArgs(a, &off, &len);
+  if (!r) return;
+  int err = pm_range_map(r, off, len, (int)fd, (uint64_t)foff, (pm_run_mode)(int)mode);
+  pm_range_unref(r);
+  if (err) ThrowErrno(iso, err, "mmap");
+}
+
+void RangeGuard(const FunctionCallbackInfo<Value> &a) {
+  size_t off, len;
+  pm_range *r = RangeArgs(a, &off, &len);
+  if (!r) return;
+  int err = pm_range_guard(r, off, len);
+  pm_range_unref(r);
+  if (err) ThrowErrno(a.GetIsolate(), err, "mmap");
+}
+
+void RangeZero(const FunctionCallbackInfo<Value> &a) {
+  size_t off, len;
+  pm_range *r = RangeArgs(a, &off, &len);
+  if (!r) return;
+  int err = pm_range_zero(r, off, len);
+  pm_range_unref(r);
+  if (err) ThrowErrno(a.GetIsolate(), err, "mmap");
+}
+
+// rangeCheck(id, offset, length) -> -1 (all canary), the offset of the first other byte, or -2 (range gone)
+void RangeCheck(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  double id;
+  if (a.Length() >= 1 && WholeArg(a, 0, &id)) {
+    pm_range *probe = pm_range_get((uint64_t)id);
+    if (!probe) return a.GetReturnValue().Set(-2.0);
+    pm_range_unref(probe);
+  }
+  size_t off, len;
+  pm_range *r = RangeArgs(a, &off, &len);
+  if (!r) return;
+  int64_t k = pm_range_check(r, off, len);
+  pm_range_unref(r);
+  (void)iso;
+  a.GetReturnValue().Set((double)k);
+}
+
+void RangeCount(const FunctionCallbackInfo<Value> &a) {
+  a.GetReturnValue().Set((double)pm_range_count());
+}
+
+void RangeLimits(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  Local<Context> ctx = iso->GetCurrentContext();
+  Local<Object> o = Object::New(iso);
+  o->Set(ctx, String::NewFromUtf8Literal(iso, "maxBytes"), Number::New(iso, (double)PM_RANGE_MAX)).Check();
+  o->Set(ctx, String::NewFromUtf8Literal(iso, "canary"), Number::New(iso, (double)PM_CANARY)).Check();
+  o->Set(ctx, String::NewFromUtf8Literal(iso, "pageSize"), Number::New(iso, (double)sysconf(_SC_PAGESIZE))).Check();
+  a.GetReturnValue().Set(o);
+}
+
 }  // namespace
 
 // Context-aware, so the addon loads in worker threads too.
@@ -257,4 +411,12 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   NODE_SET_METHOD(exports, "benchMemcpy", BenchMemcpy);
   NODE_SET_METHOD(exports, "copy", Copy);
   NODE_SET_METHOD(exports, "countSequence", CountSequence);
+  NODE_SET_METHOD(exports, "reserve", Reserve);
+  NODE_SET_METHOD(exports, "rangeSpan", RangeSpan);
+  NODE_SET_METHOD(exports, "rangeMap", RangeMap);
+  NODE_SET_METHOD(exports, "rangeGuard", RangeGuard);
+  NODE_SET_METHOD(exports, "rangeZero", RangeZero);
+  NODE_SET_METHOD(exports, "rangeCheck", RangeCheck);
+  NODE_SET_METHOD(exports, "rangeCount", RangeCount);
+  NODE_SET_METHOD(exports, "rangeLimits", RangeLimits);
 }

@@ -174,11 +174,13 @@ const O_DIRECTORY = fsConstants.O_DIRECTORY ?? 0o200000
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0o400000
 
 /** What the adapter itself needs to know about open flags (the fs parses the rest). */
-function flagInfo(flags: OpenMode): { pass: OpenMode; creates: boolean; directory: boolean } {
+function flagInfo(flags: OpenMode): { pass: OpenMode; creates: boolean; excl: boolean; directory: boolean } {
   if (typeof flags === 'number') {
-    return { pass: flags & ~(O_DIRECTORY | O_NOFOLLOW), creates: (flags & fsConstants.O_CREAT) !== 0, directory: (flags & O_DIRECTORY) !== 0 }
+    const creates = (flags & fsConstants.O_CREAT) !== 0
+    return { pass: flags & ~(O_DIRECTORY | O_NOFOLLOW), creates, excl: creates && (flags & fsConstants.O_EXCL) !== 0, directory: (flags & O_DIRECTORY) !== 0 }
   }
-  return { pass: flags, creates: typeof flags === 'string' && /[wa]/.test(flags), directory: false }
+  const creates = typeof flags === 'string' && /[wa]/.test(flags)
+  return { pass: flags, creates, excl: creates && flags.includes('x'), directory: false }
 }
 
 /**
@@ -192,7 +194,8 @@ async function openAt(fs: PmemFs, path: unknown, flags: OpenMode, mode: number, 
   if (fi.directory && fi.creates) throw nodeError('EINVAL', syscall, p.user)
   if (fi.creates && (p.slash || p.last !== undefined)) {
     await parentDir(fs, p, syscall)
-    throw nodeError('EISDIR', syscall, p.user)
+    // A final '.'/'..' names an existing directory: O_EXCL says EEXIST first (do_open in fs/namei.c).
+    throw nodeError(p.last !== undefined && fi.excl ? 'EEXIST' : 'EISDIR', syscall, p.user)
   }
   if (fi.directory) {
     let st: PmemStats
@@ -758,46 +761,7 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
         await wrap('mkdir', p.user, () => fs.mkdir(p.fs, mode))
         return undefined
       }
-      const p = pathArg(path)
-      const parts = toFsPath(p.user).split('/').filter(Boolean)
-      const lexical = !p.user.split('/').some(c => c === '.' || c === '..')
-      const slash = p.user.length > 1 && p.user.endsWith('/')
-      // Node returns the first directory it created in the caller's form ('b/' for 'b/', 'd/x' for 'd/x/y').
-      const userPrefix = (i: number): string => {
-        if (i === parts.length - 1) return lexical ? p.user : `/${parts.join('/')}`
-        if (!lexical) return `/${parts.slice(0, i + 1).join('/')}`
-        let n = -1
-        let k = 0
-        for (const c of p.user.split('/')) {
-          k += c.length
-          if (c !== '') n++
-          if (n === i) break
-          k += 1 // the '/'
-        }
-        return p.user.slice(0, k)
-      }
-      let first: string | undefined
-      let cur = ''
-      for (let i = 0; i < parts.length; i++) {
-        cur += `/${parts[i]}`
-        let st: PmemStats | undefined
-        try {
-          st = await fs.stat(cur)
-        } catch (e) {
-          if (!isPmemuError(e, 'ENOENT')) throw toNodeError(e, 'mkdir', p.user)
-        }
-        if (st) {
-          if (!st.isDirectory()) throw nodeError(i === parts.length - 1 && !slash ? 'EEXIST' : 'ENOTDIR', 'mkdir', p.user)
-          continue
-        }
-        try {
-          await fs.mkdir(cur, mode)
-          first ??= userPrefix(i)
-        } catch (e) {
-          if (!isPmemuError(e, 'EEXIST')) throw toNodeError(e, 'mkdir', p.user)
-        }
-      }
-      return first
+      return mkdirp(fs, pathArg(path).user, mode)
     },
 
     async mkdtemp(prefix: string, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string> {
@@ -827,12 +791,8 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
         if (options?.force && isPmemuError(e, 'ENOENT')) return
         throw toNodeError(e, 'lstat', p.user)
       }
-      if (st.isDirectory()) {
-        if (!options?.recursive) throw rmIsDirError(p.user)
-        await removeTree(fs, p.fs, p.user, p.last)
-        return
-      }
-      await wrap('unlink', p.user, () => fs.unlink(p.fs))
+      if (st.isDirectory() && !options?.recursive) throw rmIsDirError(p.user)
+      await rimraf(fs, p.user)
     },
 
     async rmdir(path: PathLike, options?: { recursive?: boolean }): Promise<void> {
@@ -840,28 +800,40 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
       if (options?.recursive) {
         const st = await wrap('stat', p.user, () => fs.stat(p.fs))
         if (!st.isDirectory()) throw nodeError('ENOTDIR', 'rmdir', p.user)
-        await removeTree(fs, p.fs, p.user, p.last)
+        await rimraf(fs, p.user)
         return
       }
-      // rmdir(2): a final '.' is EINVAL and '..' ENOTEMPTY; never the lexical parent.
-      if (p.last !== undefined) throw nodeError(p.last === '.' ? 'EINVAL' : 'ENOTEMPTY', 'rmdir', p.user)
-      await wrap('rmdir', p.user, () => fs.rmdir(p.fs))
+      await rmdir1(fs, path)
     },
 
     async unlink(path: PathLike): Promise<void> {
-      const p = await walk(fs, path, 'unlink')
-      if (p.last !== undefined) throw nodeError('EISDIR', 'unlink', p.user)
-      await wrap('unlink', p.user, () => fs.unlink(p.fs))
+      await unlink1(fs, path)
     },
 
     async rename(oldPath: PathLike, newPath: PathLike): Promise<void> {
-      const a = await walk(fs, oldPath, 'rename', 'oldPath')
-      const b = await walk(fs, newPath, 'rename', 'newPath')
+      const au = pathArg(oldPath, 'oldPath').user
+      const bu = pathArg(newPath, 'newPath').user
+      // rename(2) looks both parents up first, and every error names both paths.
+      const both = (e: unknown): unknown => {
+        const n = e as NodeSystemError
+        return n && typeof n === 'object' && typeof n.code === 'string' && n.syscall ? nodeError(n.code, 'rename', au, bu, n) : e
+      }
+      let a: Walked
+      let b: Walked
+      try {
+        a = await walk(fs, oldPath, 'rename', 'oldPath')
+        await parentDir(fs, a, 'rename')
+        b = await walk(fs, newPath, 'rename', 'newPath')
+        await parentDir(fs, b, 'rename')
+      } catch (e) { throw both(e) }
       if (a.last !== undefined || b.last !== undefined) throw nodeError('EBUSY', 'rename', a.user, b.user)
       const bDir = b.fs.endsWith('/') ? b.fs.slice(0, -1) : b.fs
-      if (a.fs.startsWith(`${bDir}/`) && bDir !== '/') {
-        // The target is an ancestor of the source: Linux finds the source first (ENOENT), then says ENOTEMPTY.
-        await wrap('rename', a.user, () => fs.lstat(a.fs), b.user)
+      const aPath = a.fs.endsWith('/') ? a.fs.slice(0, -1) : a.fs
+      if (aPath.startsWith(`${bDir}/`) && bDir !== '') {
+        // The target is an ancestor of the source: Linux finds the source first (ENOENT), refuses a
+        // trailing '/' on a non-directory (ENOTDIR), then says ENOTEMPTY.
+        const st = await wrap('rename', a.user, () => fs.lstat(aPath), b.user)
+        if (!st.isDirectory() && (a.slash || b.slash)) throw nodeError('ENOTDIR', 'rename', a.user, b.user)
         throw nodeError('ENOTEMPTY', 'rename', a.user, b.user)
       }
       await wrap('rename', a.user, () => fs.rename(a.fs, b.fs), b.user)
@@ -1084,16 +1056,93 @@ async function listDir(fs: PmemFs, p: { user: string; fs: string }, recursive: b
   return out
 }
 
-/** Depth-first removal of a directory tree. */
-async function removeTree(fs: PmemFs, dir: string, user: string, last?: '.' | '..'): Promise<void> {
-  const ents = await wrap('scandir', user, () => fs.readdir(dir, { withFileTypes: true }))
-  for (const e of ents) {
-    const child = posix.join(dir, e.name)
-    const childUser = posix.join(user, e.name)
-    if (e.isDirectory()) await removeTree(fs, child, childUser)
-    else await wrap('unlink', childUser, () => fs.unlink(child))
+/** rmdir(2) of one path: a final '.' is EINVAL and '..' ENOTEMPTY; never the lexical parent. */
+async function rmdir1(fs: PmemFs, path: unknown): Promise<void> {
+  const p = await walk(fs, path, 'rmdir')
+  if (p.last !== undefined) throw nodeError(p.last === '.' ? 'EINVAL' : 'ENOTEMPTY', 'rmdir', p.user)
+  await wrap('rmdir', p.user, () => fs.rmdir(p.fs))
+}
+
+/** unlink(2) of one path. */
+async function unlink1(fs: PmemFs, path: unknown): Promise<void> {
+  const p = await walk(fs, path, 'unlink')
+  if (p.last !== undefined) throw nodeError('EISDIR', 'unlink', p.user)
+  await wrap('unlink', p.user, () => fs.unlink(p.fs))
+}
+
+/** mkdir(2) of one path: a final '.'/'..' names an existing directory (EEXIST). */
+async function mkdir1(fs: PmemFs, path: string, mode: number): Promise<void> {
+  const p = await walk(fs, path, 'mkdir')
+  if (p.last !== undefined) throw nodeError('EEXIST', 'mkdir', p.user)
+  await wrap('mkdir', p.user, () => fs.mkdir(p.fs, mode))
+}
+
+const codeOf = (e: unknown): string | undefined => (e && typeof e === 'object' ? (e as { code?: unknown }).code as string | undefined : undefined)
+
+/**
+ * `mkdir(path, { recursive: true })` as Node 20's MKDirp (src/node_file.cc) on the
+ * path string as given: mkdir it; on ENOENT retry after its string dirname; on any
+ * other error it must be a directory already. Returns the first directory created,
+ * in the caller's form; errors name the whole path with syscall 'mkdir'.
+ */
+async function mkdirp(fs: PmemFs, user: string, mode: number): Promise<string | undefined> {
+  const fail = (code: string): NodeSystemError => nodeError(code, 'mkdir', user)
+  const paths = [user]
+  let first: string | undefined
+  while (paths.length > 0) {
+    const next = paths.pop()!
+    let err: unknown
+    try { await mkdir1(fs, next, mode) } catch (e) { err = e }
+    if (err === undefined) { first ??= next; continue }
+    const code = codeOf(err)
+    if (code === undefined) throw err
+    if (code === 'EACCES' || code === 'ENOSPC' || code === 'ENOTDIR' || code === 'EPERM') throw fail(code)
+    if (code === 'ENOENT') {
+      const cut = next.lastIndexOf('/')
+      const dirname = cut < 0 ? next : next.slice(0, cut)
+      if (dirname !== next) { paths.push(next, dirname) } else if (paths.length === 0) throw fail('EEXIST')
+      continue
+    }
+    let st: PmemStats
+    try {
+      const p = await walk(fs, next, 'mkdir')
+      st = await fs.stat(p.fs)
+    } catch (e) { throw fail(codeOf(e) ?? 'EIO') }
+    if (!st.isDirectory()) throw fail(code === 'EEXIST' && paths.length > 0 ? 'ENOTDIR' : 'EEXIST')
   }
-  // As Linux, the final rmdir of a path ending in '.'/'..' fails (the entries are gone by then).
-  if (last !== undefined) throw nodeError(last === '.' ? 'EINVAL' : 'ENOTEMPTY', 'rmdir', user)
-  await wrap('rmdir', user, () => fs.rmdir(dir))
+  return first
+}
+
+/**
+ * Recursive removal as Node 20's rimraf (lib/internal/fs/rimraf.js) on the path
+ * string: lstat; a directory is rmdir'd, and only if that says ENOTEMPTY its
+ * entries (joined lexically onto the path) are removed and the rmdir retried;
+ * ENOENT anywhere means already gone.
+ */
+async function rimraf(fs: PmemFs, path: string): Promise<void> {
+  let dir: boolean
+  try {
+    const p = await walk(fs, path, 'lstat')
+    dir = (await wrap('lstat', p.user, () => fs.lstat(p.fs))).isDirectory()
+  } catch (e) {
+    if (codeOf(e) === 'ENOENT') return
+    throw e
+  }
+  try {
+    if (!dir) { await unlink1(fs, path); return }
+    try {
+      await rmdir1(fs, path)
+    } catch (e) {
+      const code = codeOf(e)
+      if (code === 'ENOENT') return
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EPERM') throw e
+      const p = await walk(fs, path, 'scandir')
+      const names = await wrap('scandir', p.user, () => fs.readdir(p.fs))
+      for (const name of names) await rimraf(fs, posix.join(path, name))
+      await rmdir1(fs, path)
+    }
+  } catch (e) {
+    if (codeOf(e) === 'ENOENT') return
+    throw e
+  }
 }

@@ -13,6 +13,7 @@ import type { MmapOptions } from './types.js'
 
 export { PTE_NONE, type MmapOptions, type MappingShare, type DaxMappingLike } from './types.js'
 export { DaxMapping, type ViewSegment, type MemoryFailureEvent, type MappingState } from './mapping.js'
+export { RANGE_STEP, RANGE_SPAN, type MappingCapabilities, type ZapReason } from './range.js'
 export { DaxLayer, FileTree, PMD_PAGES, attachDax, daxOf, isDaxCapable, type Chunk, type DaxStats } from './layer.js'
 
 /** Format the device, mount it, attach DAX (on a pmemu Device; a bare FsDevice stub gets a plain fs). */

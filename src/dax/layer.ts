@@ -16,6 +16,7 @@ import { Device } from '../region/index.js'
 import { subsystemLogger, type Logger } from '../util/log.js'
 import { DaxMapping, type MemoryFailureEvent } from './mapping.js'
 import { PTE_NONE } from './types.js'
+import type { ZapReason } from './range.js'
 
 // The fault and zap paths issue the DAX events through the page table's range
 // forms (entryInsert(pfn, n), mapInsert(pfn, n), zap(pfn, n)), one call per run
@@ -203,8 +204,9 @@ export class DaxLayer {
   }
 
   /** @internal a dead mapping: no counters change (the device is gone or reset). */
-  kill(m: DaxMapping, err: () => PmemuError): void {
+  kill(m: DaxMapping, err: () => PmemuError, why: ZapReason = 'crash'): void {
     m.ptes.fill(PTE_NONE)
+    m._zapped(0, m.pages, why)
     m.pmd.clear()
     m._setState('dead', err)
     m.tree.mappings.delete(m)
@@ -216,7 +218,7 @@ export class DaxLayer {
       this.kill(m, this.#dead ?? (() => pmemError('ENXIO', 'unmap', 'the device crashed', { path: m.path })))
       return
     }
-    this.#zapMapping(m, 0, m.pages)
+    this.#zapMapping(m, 0, m.pages, 'unmap')
     m._setState('unmapped')
     m.tree.mappings.delete(m)
     this.#maybeDropTree(m.tree)
@@ -520,7 +522,7 @@ export class DaxLayer {
    * first (gup-fast protocol), then run the model's zap per PTE / PMD.
    * Returns the number of ptes cleared.
    */
-  #zapMapping(m: DaxMapping, j0: number, j1: number): number {
+  #zapMapping(m: DaxMapping, j0: number, j1: number, why: ZapReason): number {
     const pmd = m.pmd
     if (pmd.size > 0) {
       for (const c of pmd.keys()) {
@@ -568,6 +570,7 @@ export class DaxLayer {
       lastJ = j
     }
     if (cleared === 0) return 0
+    m._zapped(j0, j1, why)
     if (runLen > 0) work.push(runPfn, runLen)
     for (let i = 0; i < work.length; i += 2) {
       const w = work[i]!
@@ -597,13 +600,13 @@ export class DaxLayer {
   }
 
   /** Unmap file pages [first, end) from every mapping of the file. Returns ptes cleared. */
-  #zapFile(tree: FileTree, first: number, end: number): number {
+  #zapFile(tree: FileTree, first: number, end: number, why: ZapReason): number {
     const [f, e] = this.#widen(tree, first, end)
     let n = 0
     for (const m of tree.mappings) {
       const j0 = Math.max(0, f - m.firstIndex)
       const j1 = Math.min(m.pages, e - m.firstIndex)
-      if (j0 < j1) n += this.#zapMapping(m, j0, j1)
+      if (j0 < j1) n += this.#zapMapping(m, j0, j1, why)
     }
     return n
   }
@@ -657,7 +660,7 @@ export class DaxLayer {
     if (this.#dead) return true
     const tree = this.trees.get(info.ino)
     if (tree) {
-      if (tree.mappings.size > 0) this.#zapFile(tree, info.index, info.index + 1)
+      if (tree.mappings.size > 0) this.#zapFile(tree, info.index, info.index + 1, 'free')
       const c = Math.floor(info.index / PMD_PAGES)
       const k = info.index % PMD_PAGES
       const ch = tree.chunks.get(c)
@@ -748,7 +751,7 @@ export class DaxLayer {
         let [wf, we] = [first, end]
         if (tree) {
           [wf, we] = this.#widen(tree, first, end)
-          this.#zapFile(tree, first, end)
+          this.#zapFile(tree, first, end, opts.reason === 'punch-hole' ? 'punch-hole' : 'truncate')
         }
         entry.first = wf
         entry.end = we
@@ -821,7 +824,7 @@ export class DaxLayer {
       for (const m of [...tree.mappings]) {
         const j = index - m.firstIndex
         if (j < 0 || j >= m.pages || m.ptes[j] !== pfn) continue
-        this.#zapMapping(m, j, j + 1)
+        this.#zapMapping(m, j, j + 1, 'memory failure')
         const bs = Math.max(offset, pfn * ps)
         const be = Math.min(offset + length, (pfn + 1) * ps)
         const ev: MemoryFailureEvent = { offset: j * ps + (bs - pfn * ps), length: be - bs, fileOffset: index * ps + (bs - pfn * ps), pfn }
@@ -843,7 +846,7 @@ export class DaxLayer {
   #unbind(): void {
     if (this.#dead) return
     for (const tree of [...this.trees.values()]) {
-      for (const m of tree.mappings) this.#zapMapping(m, 0, m.pages)
+      for (const m of tree.mappings) this.#zapMapping(m, 0, m.pages, 'unbind')
       this.#evictAll(tree)
     }
   }
@@ -852,7 +855,9 @@ export class DaxLayer {
     const why = reason === 'crashed' ? 'the device crashed (power loss)' : reason === 'closed' ? 'the device is closed' : 'the device was unbound'
     this.#dead = () => pmemError('ENXIO', 'dax', why, this.dev.path ? { path: this.dev.path } : {})
     for (const tree of this.trees.values()) {
-      for (const m of [...tree.mappings]) this.kill(m, () => pmemError('ENXIO', 'mmap', why, { path: m.path }))
+      for (const m of [...tree.mappings]) {
+        this.kill(m, () => pmemError('ENXIO', 'mmap', why, { path: m.path }), reason === 'crashed' ? 'crash' : reason === 'closed' ? 'device closed' : 'unbind')
+      }
     }
     this.trees.clear()
     this.#detach()

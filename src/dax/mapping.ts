@@ -4,6 +4,12 @@
  * SharedArrayBuffer, so the DMA engine's workers can walk it (gup-fast, see
  * types.ts). Faults, zaps and the layout break live in the DaxLayer; this
  * class validates arguments, keeps the mapping's state and builds views.
+ *
+ * With the native shim the mapping has its own address range (range.ts):
+ * view() faults, maps the faulted runs into the range at their place, and
+ * returns a subarray of it, for any range of the mapping. Without one
+ * (map.capabilities.addressRange false) view() returns the region's bytes
+ * and needs the range to be one contiguous run.
  */
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
@@ -12,6 +18,7 @@ import type { FsNode, PmemFile } from '../fs/index.js'
 import { WINDOW_BYTES } from '../region/index.js'
 import type { DaxLayer, FileTree } from './layer.js'
 import { PTE_NONE, type DaxMappingLike, type MappingShare } from './types.js'
+import { MappingRange, assertNoStaleStore, RANGE_STEP, type MappingCapabilities, type ZapReason } from './range.js'
 
 let nextId = 1
 
@@ -65,6 +72,9 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
   readonly #stateWord: Int32Array
   #state: MappingState = 'live'
   #deadError: (() => PmemuError) | undefined
+  readonly #addr: MappingRange | undefined
+  /** What this mapping's address range can do here (see MappingCapabilities). */
+  readonly capabilities: MappingCapabilities
 
   /** @internal use file.mmap() */
   constructor(layer: DaxLayer, tree: FileTree, file: PmemFile, offset: number, length: number, opts: { write: boolean; sync: boolean }, generation: number) {
@@ -82,7 +92,19 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     this.generation = generation
     this.firstIndex = offset / this.pageSize
     this.pages = Math.ceil(length / this.pageSize)
-    this.#ptesSab = new SharedArrayBuffer(this.pages * 4)
+    // The address range first: a mapping too large for it fails with ENOMEM naming the limit.
+    const r = MappingRange.create(layer.dev.region, layer.table, { id: this.id, path: this.path, ino: this.ino, offset }, this.pages, this.pageSize)
+    if (typeof r === 'string') {
+      this.capabilities = { addressRange: false, addressRangeError: r }
+    } else {
+      this.#addr = r
+      this.capabilities = { addressRange: true }
+    }
+    try {
+      this.#ptesSab = new SharedArrayBuffer(this.pages * 4)
+    } catch (e) {
+      throw pmemError('ENOMEM', 'mmap', `the page table of a ${this.pages}-page mapping (${this.pages * 4} bytes) cannot be allocated`, { path: this.path, length, cause: e })
+    }
     this.ptes = new Int32Array(this.#ptesSab)
     this.ptes.fill(PTE_NONE)
     this.#stateSab = new SharedArrayBuffer(4)
@@ -104,13 +126,19 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     return `DaxMapping ${inspect(this.toJSON())}`
   }
 
-  /** @internal throws the error a call on a mapping that is not live gets. */
+  /** @internal throws the error a call on a mapping that is not live gets (and, strict, a stale store). */
   assertLive(op: string): void {
+    assertNoStaleStore(this.#layer.table, op)
     if (this.#state === 'live' && !this.#layer.generationOk(this)) {
       this.#layer.kill(this, () => pmemError('ENXIO', op, 'the device crashed: mappings of its earlier life are dead', { path: this.path }))
     }
     if (this.#state === 'unmapped') throw pmemError('EFAULT', op, 'the mapping is unmapped', { path: this.path })
     if (this.#state === 'dead') throw this.#deadError!()
+  }
+
+  /** @internal pages [j0, j1) were zapped (their ptes are clear): fence the address range off with guard pages. */
+  _zapped(j0: number, j1: number, why: ZapReason): void {
+    this.#addr?.zap(j0, j1, why)
   }
 
   /** @internal mark unmapped (state word 1 for workers). */
@@ -140,11 +168,17 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
 
   /**
    * Fault [offset, offset+length) (mapping-relative; a write fault in a
-   * writable mapping, a read fault otherwise) and return a Uint8Array on the
-   * region's bytes. The range must be backed by one contiguous run of pages
-   * in one region window (else EINVAL: use views()). Holes of a read-only
-   * mapping read as the zero page: a private zero-filled array.
+   * writable mapping, a read fault otherwise) and return a Uint8Array on it:
+   * with an address range (capabilities.addressRange), a subarray of the
+   * mapping's own range, for any range of the mapping (at most 4 GiB: one
+   * typed array); holes of a read-only mapping read zero. Without one, the
+   * region's bytes: the range must then be one contiguous run of pages in one
+   * region window (else EINVAL: use views()), and a hole of a read-only
+   * mapping is a private zero-filled array.
    * Past EOF: SIGBUS. A poisoned page: SIGBUS (memory failure).
+   * After a zap (unmap, truncate, punch-hole, memory failure, unbind, crash)
+   * the view is stale: it reads the canary (bytes de ad be ef) and a store
+   * through it reaches no device memory and is reported by dev.check().
    */
   view(offset: number, length: number): Uint8Array {
     this.assertLive('view')
@@ -154,6 +188,11 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     const j0 = Math.floor(offset / ps)
     const j1 = Math.ceil((offset + length) / ps)
     this.#layer.faultRange(this, j0, j1, this.writable, 'cpu', 'view')
+    const range = this.#addr
+    if (range) {
+      range.sync(this.ptes, j0, j1)
+      return range.view(offset, length, this.path)
+    }
     // The common case without building segments: one contiguous run of pfns in one window.
     const ptes = this.ptes
     const pfn = ptes[j0]!
@@ -292,6 +331,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     return {
       id: this.id, generation: this.generation, offset: this.offset, length: this.length, writable: this.writable,
       pageSize: this.pageSize, ptes: this.#ptesSab, state: this.#stateSab,
+      ...(this.#addr ? { range: { sabs: this.#addr.sabs, step: RANGE_STEP } } : {}),
     }
   }
 }

@@ -36,6 +36,12 @@ export interface MappingShare {
   ptes: SharedArrayBuffer
   /** Int32Array(1): 0 live, 1 unmapped/dead (checked by workers before each transfer). */
   state: SharedArrayBuffer
+  /**
+   * The mapping's own address range (when map.capabilities.addressRange):
+   * window i covers mapping bytes from i * step. Only pages the owner has
+   * viewed are mapped in; zapped pages read the canary.
+   */
+  range?: { sabs: SharedArrayBuffer[]; step: number }
 }
 
 export interface DaxMappingLike extends EventEmitter {

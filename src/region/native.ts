@@ -28,8 +28,34 @@ export interface NativeShim {
    * load. Optional, as `copy`.
    */
   countSequence?(sab: SharedArrayBuffer, index: number, first: number, count: number): number
+  // ---- per-mapping address ranges (optional: a shim built before them lacks them) ----
+  /**
+   * Reserve `length` bytes of address space (whole system pages, private zero
+   * pages, never PROT_NONE) and return its id and windows: a
+   * SharedArrayBuffer of `span` bytes every `step` bytes. The reservation is
+   * unmapped when the last window (or span) is collected, in any thread.
+   * ENOMEM past rangeLimits().maxBytes.
+   */
+  reserve?(length: number, step: number, span: number): { id: number; sabs: SharedArrayBuffer[] }
+  /** A SharedArrayBuffer over [offset, offset+length) of range `id` (ENXIO when it is gone). */
+  rangeSpan?(id: number, offset: number, length: number): SharedArrayBuffer
+  /** Map [fileOffset, +length) of fd at `offset` of the range (MAP_FIXED); mode 0 shared, 1 private, 2 MAP_SYNC. */
+  rangeMap?(id: number, offset: number, length: number, fd: number, fileOffset: number, mode: number): void
+  /** Replace [offset, +length) of the range with guard pages (the canary). */
+  rangeGuard?(id: number, offset: number, length: number): void
+  /** Replace [offset, +length) of the range with private zero pages. */
+  rangeZero?(id: number, offset: number, length: number): void
+  /** -1: [offset, +length) holds the canary; -2: the range is gone; else the offset of the first other byte. */
+  rangeCheck?(id: number, offset: number, length: number): number
+  /** Live reservations in the process. */
+  rangeCount?(): number
+  rangeLimits?(): { maxBytes: number; canary: number; pageSize: number }
 }
-export interface MapResult { sabs: SharedArrayBuffer[]; mapSync: boolean; syncErrno: number }
+export interface MapResult {
+  sabs: SharedArrayBuffer[]; mapSync: boolean; syncErrno: number
+  /** mapAnon: a descriptor of the memory file behind the mapping (the caller closes it), or -1 (none). */
+  fd?: number
+}
 
 let shim: NativeShim | undefined
 let loadError: Error | undefined

@@ -214,10 +214,13 @@ export class Region {
     const slices = Region.slices(info)
     let sabs: SharedArrayBuffer[]
     let flush: FlushKind = 'none'
+    let memfd: number | undefined
     if (nativeAvailable()) {
       const shim = nativeShim()
       try {
-        sabs = shim.mapAnon(size, slices).sabs
+        const r = shim.mapAnon(size, slices)
+        sabs = r.sabs
+        if (typeof r.fd === 'number' && r.fd >= 0) memfd = r.fd
       } catch (e) {
         throw wrapSystemError(e, 'open', { length: size })
       }
@@ -233,7 +236,7 @@ export class Region {
       path: undefined, backend: 'memory', readOnly: false, info, persistence,
       capabilities: { mapSync: false, flush, mapSyncError: 'ENODEV', workers: true },
       windows: Region.windowsFrom(info, sabs.slice(1)), infoWindow, infoSab, shadow: opts.crashShadow === true,
-      ...(opts.logger ? { logger: opts.logger } : {}),
+      ...(memfd !== undefined ? { fd: memfd } : {}), ...(opts.logger ? { logger: opts.logger } : {}),
     })
   }
 
@@ -406,6 +409,19 @@ export class Region {
       windows: Region.windowsFrom(info, r.sabs.slice(1)), infoWindow: new Uint8Array(r.sabs[0]!), infoSab: r.sabs[0]!,
       shadow: opts.crashShadow === true, ...(opts.logger ? { logger: opts.logger } : {}),
     })
+  }
+
+  /**
+   * Where the usable bytes can be mapped again (a DAX mapping's own address
+   * range maps device pages from here): the descriptor, the file offset of
+   * usable byte 0, and how to map (0 MAP_SHARED, 1 MAP_PRIVATE for a
+   * read-only device, 2 MAP_SYNC when the region holds it). A string says
+   * why not: mmap-io, a memory backend without memfd_create, or closed.
+   */
+  mapSource(): { fd: number; dataOffset: number; mode: 0 | 1 | 2 } | string {
+    if (this.closed || this.fd === undefined) return this.closed ? 'the device is closed' : 'the memory backend has no memory file (no memfd_create or no native shim)'
+    if (this.backend === 'mmap-io') return 'the mmap-io backend cannot map device pages into another range'
+    return { fd: this.fd, dataOffset: this.info.dataOffset, mode: this.readOnly ? 1 : this.capabilities.mapSync ? 2 : 0 }
   }
 
   // ---- byte access (usable offsets) -------------------------------------------------------------
