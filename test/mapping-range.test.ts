@@ -254,6 +254,44 @@ t.test('crash(): stores through the view are lost or kept like any store; the ol
   await dev.close()
 })
 
+t.test('memory failure and unbind zap to guard pages too; a later fault maps the live pages back', async t => {
+  const dev = await openDevice(undefined, { size: '64MiB' })
+  const fs = await mkfs(dev)
+  const f = await fs.open('/p', 'w+')
+  f.write(pattern(8 * PS, 2), 0)
+  const m = mmap(f, 0, 8 * PS, { write: true })
+  const v = m.view(0, 8 * PS)
+  const pfn = m.pfn(3 * PS)
+  const events: number[] = []
+  m.on('memory-failure', (e: { offset: number }) => events.push(e.offset))
+  dev.poison(pfn * PS, 512)
+  t.same(events, [3 * PS], 'the owner hears of it')
+  t.same([...v.subarray(3 * PS, 3 * PS + 4)], CANARY, 'the poisoned page is a guard page in the range')
+  t.same(Buffer.compare(v.subarray(0, 3 * PS), read(f, 3 * PS)), 0, 'the other pages are still the live ones')
+  v[3 * PS + 600] = 1 // past the poisoned sector: a stale store
+  t.ok(stale(dev).some(x => /zapped by memory failure/.test(x.message)), 'reported, naming the memory failure')
+  const again = m.view(0, 3 * PS)
+  t.equal(again[0], v[0])
+  // unbind: every mapping zapped before the wait
+  const w = mmap(f, 0, 2 * PS, { write: true })
+  const wv = w.view(0, 2 * PS)
+  await dev.unbind({ timeoutMs: 1000 })
+  t.same([...wv.subarray(0, 4)], CANARY, 'after unbind the view reads the canary')
+  t.equal(await code(() => w.view(0, 1)), 'ENXIO', 'and the mapping is dead')
+})
+
+t.test('without an address range the mapping says why (map.capabilities)', async t => {
+  const dev = await openDevice(undefined, { size: '64MiB' })
+  t.teardown(() => dev.close())
+  const owner = { id: 0, path: '/x', ino: 2, offset: 0 }
+  const noFd = { mapSource: () => 'the mmap-io backend cannot map device pages into another range' } as unknown as Device['region']
+  t.equal(MappingRange.create(noFd, dev.table, owner, 4, PS), 'the mmap-io backend cannot map device pages into another range')
+  const fs = await mkfs(dev)
+  const f = await fs.open('/c', 'w+')
+  f.write(pattern(PS, 1), 0)
+  t.same(mmap(f, 0, PS).capabilities, { addressRange: true }, 'memory backend on a memfd: an address range')
+})
+
 t.test('strict mode throws at the next call for a store through a stale view', async t => {
   const dev = await openDevice(undefined, { size: '64MiB', strict: true })
   const fs = await mkfs(dev)
