@@ -155,3 +155,15 @@ t.test('hostile values at every public entry: every error is an Error with a str
   await s.dma.close().catch(() => {})
   await dev.close().catch(() => {})
 })
+
+t.test('readFile of a file past 2 GiB fails as Node does instead of reading it into memory', async t => {
+  const { toNodeFs } = await import('../src/index.js')
+  const dev = await openDevice(undefined, { size: '16MiB' })
+  const fs = await mkfs(dev)
+  const f = await fs.open('/sparse', 'w+')
+  await f.truncate(3 * 2 ** 30)
+  await f.close()
+  await t.rejects(toNodeFs(fs).promises.readFile('/sparse'), { name: 'RangeError', code: 'ERR_FS_FILE_TOO_LARGE', message: /File size \(3221225472\) is greater than 2 GiB/ })
+  await fs.unmount()
+  await dev.close()
+})

@@ -2,7 +2,8 @@
  * Randomized DMA stress: fast-check, seeded, bounded. A random
  * sequence of DMA transfers (both directions, 'pin' and 'get', held until
  * release and released later in the sequence, or aborted), view faults with
- * CPU stores, truncates (shrink and grow), punch-holes and remaps, across a
+ * CPU stores, truncates (shrink and grow), punch-holes (page-aligned and
+ * not: a start or end inside a page) and remaps, across a
  * 2-worker engine, on two files (one fallocated 4 MiB: PMD / folio faults;
  * one small and sparse), for every model. After the sequence, everything is
  * released and awaited (a truncate or punch-hole that waits on a held
@@ -47,7 +48,7 @@ type Op =
   | { k: 'abort'; which: number }
   | { k: 'view'; file: number; map: number; page: number; sub: number; pages: number; write: boolean; seed: number }
   | { k: 'truncate'; file: number; pages: number; delta: number; jump: boolean; tail: number }
-  | { k: 'punch'; file: number; page: number; pages: number }
+  | { k: 'punch'; file: number; page: number; pages: number; skew: number; trim: number }
   | { k: 'remap'; file: number; map: number }
   | { k: 'tick' }
   | { k: 'settle' }
@@ -70,7 +71,9 @@ const opArb: fc.Arbitrary<Op> = (() => {
     { weight: 1, arbitrary: fc.record({ k: fc.constant('abort' as const), which: fc.nat(64) }) },
     { weight: 5, arbitrary: fc.record({ k: fc.constant('view' as const), file, map, page, sub, pages: fc.integer({ min: 1, max: 8 }), write: fc.boolean(), seed }) },
     { weight: 3, arbitrary: fc.record({ k: fc.constant('truncate' as const), file, pages: fc.nat(1100), delta: fc.integer({ min: -12, max: 12 }), jump: fc.nat(7).map(n => n === 0), tail: fc.constantFrom(0, 0, 100) }) },
-    { weight: 2, arbitrary: fc.record({ k: fc.constant('punch' as const), file, page, pages: fc.integer({ min: 1, max: 16 }) }) },
+    // skew / trim: unaligned punches (start or end inside a page) half the time
+    { weight: 2, arbitrary: fc.record({ k: fc.constant('punch' as const), file, page, pages: fc.integer({ min: 1, max: 16 }),
+      skew: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: PS - 1 })), trim: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: PS - 1 })) }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('remap' as const), file, map }) },
     { weight: 3, arbitrary: fc.constant({ k: 'tick' as const }) },
     { weight: 1, arbitrary: fc.constant({ k: 'settle' as const }) },
@@ -329,8 +332,10 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
         case 'punch': {
           const fm = models[op.file]!
           const page = op.page % FILES[op.file]!.pages
-          const c = fm.beginClear(page * PS, Math.min((page + op.pages) * PS, Math.max(fm.size, page * PS)))
-          pending.push(files[op.file]!.punchHole(page * PS, op.pages * PS).then(() => fm.endClear(c), e => expectCodes(`punch file ${op.file} [${page}, +${op.pages}) pages`, e, [])))
+          const start = page * PS + op.skew
+          const len = Math.max(1, op.pages * PS - op.skew - op.trim)
+          const c = fm.beginClear(start, Math.min(start + len, Math.max(fm.size, start)))
+          pending.push(files[op.file]!.punchHole(start, len).then(() => fm.endClear(c), e => expectCodes(`punch file ${op.file} [${start}, +${len}) bytes`, e, [])))
           break
         }
         case 'remap': {

@@ -527,7 +527,14 @@ function positionArg(p: unknown): number | null {
 }
 
 /** Read from `pos` (or the file position) to EOF. */
+/** Node's readFile limit (kIoMaxLength): a bigger file is refused before anything is read. */
+const READ_FILE_MAX = 2 ** 31 - 1
+
 function readRest(f: PmemFile, pos: number | undefined): Buffer {
+  const left = f.size - (pos ?? f.position)
+  // A 4 TiB sparse file (or a corrupted size) would otherwise be read into
+  // memory chunk by chunk until the process is killed.
+  if (left > READ_FILE_MAX) throw argError('ERR_FS_FILE_TOO_LARGE', `File size (${f.size}) is greater than 2 GiB`, RangeError)
   const chunks: Buffer[] = []
   let total = 0
   let p: number | null = pos ?? null
