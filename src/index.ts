@@ -32,7 +32,7 @@ export type {
 
 // DAX mappings (SPEC §5)
 export { DaxMapping, PTE_NONE, mmap, attachDax, daxOf } from './dax/index.js'
-export type { MmapOptions, MappingShare, DaxMappingLike, ViewSegment, MemoryFailureEvent } from './dax/index.js'
+export type { MmapOptions, MappingShare, DaxMappingLike, ViewSegment, MemoryFailureEvent, MappingCapabilities, ZapReason } from './dax/index.js'
 
 // The DMA engine (SPEC §6)
 export { DmaEngine } from './dma/index.js'
@@ -49,7 +49,7 @@ export { toNodeFs, RandomAccessPmem, pmemStorage } from './adapters/index.js'
 export type { PmemNodeFs, PmemNodeFsPromises, RandomAccessPmemOptions, RandomAccessPool } from './adapters/index.js'
 
 // Errors and sizes (SPEC §8)
-export { PmemuError, PmemuAbortError, pmemError, isPmemuError } from './errors.js'
+export { PmemuError, PmemuAbortError, pmemError, isPmemuError, isErrorCode } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export { parseSize, formatBytes } from './util/size.js'
 /** CRC-32C (Castagnoli), as the fs checksums its metadata: handy for logs and records built on pmemu. */

@@ -7,7 +7,7 @@
 import { accessSync, constants as fsc, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import cliProgress from 'cli-progress'
-import { pmemError, wrapSystemError } from '../errors.js'
+import { isErrorCode, pmemError, wrapSystemError } from '../errors.js'
 import type { ModelName } from '../region/types.js'
 import {
   runBenchmarks, renderHtml, compareLines, resultsTable, skippedLines, detectFs, defaultBase, resolveModels,
@@ -62,7 +62,8 @@ export function checkWritableDir(path: string, flag: string): void {
   try {
     st = statSync(dir)
   } catch (e) {
-    const code = (e as { code?: string }).code ?? 'ENOENT'
+    const c = (e as { code?: unknown }).code ?? 'ENOENT'
+    const code = isErrorCode(c) ? c : 'EIO'
     throw pmemError(code, 'bench', code === 'ENOENT' ? `${flag}: directory ${dir} does not exist` : `${flag}: cannot use directory ${dir}`, { path: abs, cause: e })
   }
   if (!st.isDirectory()) throw pmemError('ENOTDIR', 'bench', `${flag}: ${dir} is not a directory`, { path: abs })

@@ -3,7 +3,7 @@
  * not its class or its code/errno/syscall, so PmemuErrors travel as plain
  * objects and are rebuilt on the other side.
  */
-import { PmemuAbortError, PmemuError } from '../errors.js'
+import { PmemuAbortError, PmemuError, isErrorCode } from '../errors.js'
 
 export interface SerializedError {
   name: string
@@ -43,7 +43,8 @@ export function serializeError(e: unknown, depth = 0): SerializedError {
 export function deserializeError(s: SerializedError): Error {
   let e: Error
   if (s.code === 'ABORT_ERR') e = new PmemuAbortError(s.syscall ?? 'dma', s.details)
-  else if (s.code !== undefined && s.syscall !== undefined) e = new PmemuError(s.code, s.syscall, '', s.details)
+  else if (isErrorCode(s.code) && s.syscall !== undefined) e = new PmemuError(s.code, s.syscall, '', s.details)
+  else if (s.code !== undefined && s.syscall !== undefined) e = new PmemuError('EIO', s.syscall, '', { ...s.details, hostCode: s.code })
   else e = new Error()
   e.message = s.message
   if (s.stack) e.stack = s.stack
