@@ -49,6 +49,9 @@ t.teardown(() => rmSync(sentinel, { recursive: true, force: true }))
 
 // A small name space so operations collide: same files, parents that are files, trailing slashes, dot segments.
 const PATHS = ['/a', '/b', '/d', '/d/a', '/d/e', '/d/e/f', '/a/x', '/d/', '/a/', '/d/.', '/d/e/..', '/nope/x']
+// Times as Node takes them: seconds (fractional), numeric strings, Dates.
+const TIMES: unknown[] = [0, 1.5, 1234567890.123456789, '42', '1700000000.25', new Date(1e12 + 0.5), new Date(86_400_000)]
+const MODES: unknown[] = [0o600, 0o755, '644', 0o4777, 0o1777, 0o100644]
 const FLAGS = ['r', 'r+', 'w', 'w+', 'a', 'a+', 'wx', 'ax', 'wx+']
 
 interface Op { desc: string; run: (fs: AnyFs, p: (rel: string) => string, handles: unknown[]) => Promise<unknown> }
@@ -62,7 +65,7 @@ function generate(seed: number, steps: number): Op[] {
   for (let i = 0; i < steps; i++) {
     const a = pick(PATHS)
     const b = pick(PATHS)
-    const k = int(22)
+    const k = int(25)
     switch (k) {
       case 0: { const d = data(); ops.push({ desc: `writeFile ${a} ${JSON.stringify(d)}`, run: (fs, p) => fs.writeFile(p(a), d) }); break }
       case 1: { const d = data(); ops.push({ desc: `appendFile ${a} ${JSON.stringify(d)}`, run: (fs, p) => fs.appendFile(p(a), d) }); break }
@@ -77,6 +80,23 @@ function generate(seed: number, steps: number): Op[] {
       case 10: ops.push({ desc: `copyFile ${a} ${b}`, run: (fs, p) => fs.copyFile(p(a), p(b)) }); break
       case 11: { const f = rnd() < 0.5; ops.push({ desc: `rm ${a} recursive force=${f}`, run: (fs, p) => fs.rm(p(a), { recursive: true, force: f }) }); break }
       case 12: ops.push({ desc: `access ${a}`, run: (fs, p) => fs.access(p(a)) }); break
+      case 22: {
+        const at = pick(TIMES)
+        const mt = pick(TIMES)
+        ops.push({ desc: `utimes ${a} ${String(at)} ${String(mt)}`, run: async (fs, p) => {
+          await fs.utimes(p(a), at, mt)
+          const st = await fs.stat(p(a))
+          const big = await fs.stat(p(a), { bigint: true })
+          return [st.atimeMs, st.mtimeMs, st.mtime.getTime(), String(big.atimeNs), String(big.mtimeNs), String(big.mtimeMs)]
+        } })
+        break
+      }
+      case 23: {
+        const mode = pick(MODES)
+        ops.push({ desc: `chmod ${a} ${String(mode)}`, run: async (fs, p) => { await fs.chmod(p(a), mode); return (await fs.stat(p(a))).mode & 0o7777 } })
+        break
+      }
+      case 24: ops.push({ desc: `link ${a} ${b}`, run: async (fs, p) => { await fs.link(p(a), p(b)); return (await fs.stat(p(b))).nlink } }); break
       case 13: case 14: {
         const fl = pick(FLAGS)
         ops.push({ desc: `open ${a} ${fl}`, run: async (fs, p, hs) => { hs.push(await fs.open(p(a), fl)); return hs.length - 1 } })
@@ -107,8 +127,8 @@ function generate(seed: number, steps: number): Op[] {
   return ops
 }
 
-function stats(s: { size: number; isFile(): boolean; isDirectory(): boolean }): unknown {
-  return { size: s.isDirectory() ? 'dir' : s.size, file: s.isFile(), dir: s.isDirectory() }
+function stats(s: { size: number; nlink: number; isFile(): boolean; isDirectory(): boolean }): unknown {
+  return { size: s.isDirectory() ? 'dir' : s.size, nlink: s.nlink, file: s.isFile(), dir: s.isDirectory() }
 }
 
 async function outcome(op: Op, fs: AnyFs, root: string, handles: unknown[]): Promise<unknown> {

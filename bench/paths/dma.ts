@@ -122,7 +122,7 @@ export const dmaPaths: Benchmark = {
             copyNs.push(Math.max(...res.map(x => x.ns)))
           }
           const c = cs.length ? median(cs) : undefined
-          out.push(result({ path: `dma-copy-${direction}`, model: ctx.model, workers: w, unit: 'GB/s', js: median(gbs),
+          out.push(result({ path: `dma-copy-${direction}`, model: ctx.model, workers: w, unit: 'GB/s', js: median(gbs), jsSamples: gbs,
             ...(c ? { c } : {}), minOfC: 0.8,
             note: `${len / MiB} MiB ${direction === 'to-device' ? 'region → buffer' : 'buffer → region'} in ${w} transfer(s) of ${len / w / MiB} MiB on ${w} worker(s) (${dma.mode}); ` +
               `wall time submit → done (pin, copy, unpin, messages), median of ${rounds} (best ${Math.max(...gbs).toFixed(2)} GB/s); ` +
@@ -161,7 +161,7 @@ export const dmaPaths: Benchmark = {
       })(pg, runs), pages, b)
       const runNote = `${pages} pages in ${runs.length} run(s) of consecutive pfns`
       out.push(
-        result({ path: 'dma-pin-unpin', model: ctx.model, unit: 'ns/page', js: median(perPage),
+        result({ path: 'dma-pin-unpin', model: ctx.model, unit: 'ns/page', js: median(perPage), jsSamples: perPage,
           note: `through the engine (1 worker): (wall submit → done − copy ns) / pages of a ${len / MiB} MiB to-device transfer: validation, ledger, ` +
             `message, gup-fast walk (pte read, pinRange, re-check), unpin, reply; the pin alone (worker's pinNs) ${median(pinNs).toFixed(2)} ns/page; ` +
             `${(median(perPage) / direct).toFixed(1)}× direct; ${runNote}; median of ${rounds} (best ${bestPerPage.toFixed(1)} ns/page)` }),
@@ -203,9 +203,9 @@ export const dmaPaths: Benchmark = {
       gm.unmap()
       await g.close()
       out.push(
-        result({ path: 'dma-submit-pinned', model: ctx.model, unit: 'µs', js: median(fast),
+        result({ path: 'dma-submit-pinned', model: ctx.model, unit: 'µs', js: median(fast), jsSamples: fast,
           note: `submit → pinned of a 1-page transfer (hold until release) on a populated mapping, 1 worker: main → worker message, gup-fast, worker → main message; median of ${n}, min ${Math.min(...fast).toFixed(1)} µs` }),
-        result({ path: 'dma-submit-pinned-fault', model: ctx.model, unit: 'µs', js: median(slow),
+        result({ path: 'dma-submit-pinned-fault', model: ctx.model, unit: 'µs', js: median(slow), jsSamples: slow,
           note: `the same on a page the mapping has not faulted yet: the worker asks the main thread to fault (${faults} slow-path faults for ${n + 10} transfers), then pins; median of ${n}` }),
       )
 
@@ -232,7 +232,7 @@ export const dmaPaths: Benchmark = {
       }
       hm.unmap()
       await h.close()
-      out.push(result({ path: 'unpin-to-truncate-dma', model: ctx.model, unit: 'µs', js: median(lat), maxValue: 100,
+      out.push(result({ path: 'unpin-to-truncate-dma', model: ctx.model, unit: 'µs', js: median(lat), jsSamples: lat, maxValue: 100,
         note: `median of ${n}: a DMA transfer holds a mapped page (pin: 'pin', hold until release), truncate(0) waits; release() → truncate resolved: ` +
           `the worker wakes (Atomics.waitAsync on the ledger), unpins, the model's wake rule notifies the main thread, the fs frees; min ${Math.min(...lat).toFixed(1)} µs` }))
       map.unmap()

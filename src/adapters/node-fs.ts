@@ -76,8 +76,11 @@ export class PmemNodeBigIntStats {
     this.dev = B(s.dev); this.mode = B(s.mode); this.nlink = B(s.nlink); this.uid = B(s.uid); this.gid = B(s.gid); this.rdev = B(s.rdev)
     this.blksize = B(s.blksize); this.ino = B(s.ino); this.size = B(s.size); this.blocks = B(s.blocks)
     this.atimeMs = B(s.atimeMs); this.mtimeMs = B(s.mtimeMs); this.ctimeMs = B(s.ctimeMs); this.birthtimeMs = B(s.birthtimeMs)
-    this.atimeNs = this.atimeMs * 1_000_000n; this.mtimeNs = this.mtimeMs * 1_000_000n
-    this.ctimeNs = this.ctimeMs * 1_000_000n; this.birthtimeNs = this.birthtimeMs * 1_000_000n
+    // Times are kept to the microsecond (utimes is cut to microseconds, as libuv does).
+    const ns = (ms: number): bigint => BigInt(Math.round(ms * 1000)) * 1000n
+    this.atimeNs = ns(s.atimeMs); this.mtimeNs = ns(s.mtimeMs); this.ctimeNs = ns(s.ctimeMs); this.birthtimeNs = ns(s.birthtimeMs)
+    this.atimeMs = this.atimeNs / 1_000_000n; this.mtimeMs = this.mtimeNs / 1_000_000n
+    this.ctimeMs = this.ctimeNs / 1_000_000n; this.birthtimeMs = this.birthtimeNs / 1_000_000n
     this.atime = new Date(s.atimeMs); this.mtime = new Date(s.mtimeMs); this.ctime = new Date(s.ctimeMs); this.birthtime = new Date(s.birthtimeMs)
   }
   isFile(): boolean { return (Number(this.mode) & fsConstants.S_IFMT) === fsConstants.S_IFREG }
@@ -432,9 +435,20 @@ export class PmemFileHandle {
     return writeStream(async () => this, options)
   }
 
-  async chmod(_mode: number | string): Promise<void> { this.live('fchmod'); throw unsupported('fchmod') }
+  /** fchmod: the permission bits are stored and reported; pmemu enforces no permissions. */
+  async chmod(mode: number | string): Promise<void> {
+    const m = parseMode(mode)
+    const f = this.live('fchmod')
+    await wrap('fchmod', undefined, () => f.chmod(m))
+  }
   async chown(_uid: number, _gid: number): Promise<void> { this.live('fchown'); throw unsupported('fchown') }
-  async utimes(_atime: unknown, _mtime: unknown): Promise<void> { this.live('futime'); throw unsupported('futime') }
+  /** futimes: seconds, numeric strings or Dates, kept to the microsecond as libuv does. */
+  async utimes(atime: unknown, mtime: unknown): Promise<void> {
+    const a = timeMs(atime, 'atime')
+    const m = timeMs(mtime, 'mtime')
+    const f = this.live('futime')
+    await wrap('futime', undefined, () => f.utimes(a, m))
+  }
 }
 
 /**
@@ -497,6 +511,37 @@ export function writeStream(open: () => Promise<PmemFileHandle>, o: StreamOption
     },
     final(cb) { cb() },
   })
+}
+
+/** A time argument as Node's toUnixTimestamp takes it (seconds, numeric string, Date; negative means now), in ms at libuv's microsecond resolution. */
+function timeMs(time: unknown, name: string): number {
+  let sec: number
+  if (typeof time === 'string' && +time == (time as unknown as number)) sec = +time
+  else if (typeof time === 'number' && Number.isFinite(time)) sec = time < 0 ? Date.now() / 1000 : time
+  else if (time instanceof Date) sec = time.getTime() / 1000
+  else {
+    const got = typeof time === 'number' ? `type number (${String(time)})` : time === null ? 'null' : `type ${typeof time}`
+    throw argError('ERR_INVALID_ARG_TYPE', `The "${name}" argument must be of type number or an instance of Date. Received ${got}`)
+  }
+  // uv__fs_to_timespec: whole seconds, then nanoseconds cut to microseconds.
+  let s = Math.trunc(sec)
+  let ns = Math.trunc((sec - s) * 1e9)
+  ns -= ns % 1000
+  if (ns < 0) { ns += 1e9; s -= 1 }
+  return s * 1e3 + ns / 1e6
+}
+
+/** A file mode as Node's parseFileMode takes it: an integer, or an octal string. */
+function parseMode(mode: unknown): number {
+  if (typeof mode === 'string') {
+    if (!/^[0-7]+$/.test(mode)) throw argError('ERR_INVALID_ARG_VALUE', `The argument 'mode' must be a 32-bit unsigned integer or an octal string. Received ${JSON.stringify(mode)}`)
+    return parseInt(mode, 8)
+  }
+  if (typeof mode !== 'number') throw argError('ERR_INVALID_ARG_TYPE', `The "mode" argument must be of type number. Received ${mode === null ? 'null' : `type ${typeof mode}`}`)
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0xffffffff) {
+    throw argError('ERR_OUT_OF_RANGE', `The value of "mode" is out of range. It must be >= 0 && <= 4294967295. Received ${String(mode)}`, RangeError)
+  }
+  return mode
 }
 
 function unsupported(syscall: string, path?: string): NodeSystemError {
@@ -920,14 +965,41 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
       return { type: s.type, bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree }
     },
 
-    async chmod(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('chmod', p.user, () => fs.stat(p.fs)); throw unsupported('chmod', p.user) },
+    async chmod(path: PathLike, mode: number | string): Promise<void> {
+      const m = parseMode(mode)
+      const p = await walk(fs, path, 'chmod')
+      await wrap('chmod', p.user, () => fs.chmod(p.fs, m))
+    },
     async chown(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('chown', p.user, () => fs.stat(p.fs)); throw unsupported('chown', p.user) },
     async lchown(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('lchown', p.user, () => fs.stat(p.fs)); throw unsupported('lchown', p.user) },
-    async utimes(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('utime', p.user, () => fs.stat(p.fs)); throw unsupported('utime', p.user) },
-    async lutimes(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('lutime', p.user, () => fs.stat(p.fs)); throw unsupported('lutime', p.user) },
+    async utimes(path: PathLike, atime: unknown, mtime: unknown): Promise<void> {
+      const a = timeMs(atime, 'atime')
+      const m = timeMs(mtime, 'mtime')
+      const p = await walk(fs, path, 'utime')
+      await wrap('utime', p.user, () => fs.utimes(p.fs, a, m))
+    },
+    // No symlinks yet, so the link itself is the file.
+    async lutimes(path: PathLike, atime: unknown, mtime: unknown): Promise<void> {
+      const a = timeMs(atime, 'atime')
+      const m = timeMs(mtime, 'mtime')
+      const p = await walk(fs, path, 'lutime')
+      await wrap('lutime', p.user, () => fs.utimes(p.fs, a, m))
+    },
     async link(existingPath: PathLike, newPath: PathLike): Promise<void> {
-      const a = pathArg(existingPath, 'existingPath'); const b = pathArg(newPath, 'newPath')
-      throw nodeError('ENOSYS', 'link', a.user, b.user)
+      const au = pathArg(existingPath, 'existingPath').user
+      const bu = pathArg(newPath, 'newPath').user
+      const both = (e: unknown): unknown => {
+        const n = e as NodeSystemError
+        return n && typeof n === 'object' && typeof n.code === 'string' && n.syscall ? nodeError(n.code, 'link', au, bu, n) : toNodeError(e, 'link', au, bu)
+      }
+      try {
+        // linkat(2)'s order: the old path resolves, then the new one (a final '.'/'..' exists: EEXIST).
+        const a = await walk(fs, existingPath, 'link', 'existingPath')
+        await fs.stat(a.fs)
+        const b = await walk(fs, newPath, 'link', 'newPath')
+        if (b.last !== undefined) throw nodeError('EEXIST', 'link', au, bu)
+        await fs.link(a.fs, b.fs)
+      } catch (e) { throw both(e) }
     },
     async symlink(target: PathLike, path: PathLike): Promise<void> {
       const a = pathArg(target, 'target'); const b = pathArg(path)

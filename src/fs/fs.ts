@@ -347,6 +347,18 @@ export class PmemFile {
     return this.fs._stat(this.node.ino)
   }
 
+  /** futimes(2): set access and modification times (ms since the epoch); see {@link PmemFs.utimes}. */
+  async utimes(atimeMs: number, mtimeMs: number): Promise<void> {
+    this.check('futime')
+    this.fs._setTimes(this.node.ino, atimeMs, mtimeMs, 'futime', this.path)
+  }
+
+  /** fchmod(2): set the permission bits; see {@link PmemFs.chmod}. */
+  async chmod(mode: number): Promise<void> {
+    this.check('fchmod')
+    this.fs._setMode(this.node.ino, mode, 'fchmod', this.path)
+  }
+
   /** Make the file's data (and times) durable. Metadata changes are durable as soon as each call returns. */
   async fsync(): Promise<void> {
     this.check('fsync')
@@ -1404,6 +1416,81 @@ export class PmemFs {
       if (dst.type === DT_DIR) this.dirs.delete(dst.ino)
       if (!this.isBusy(dst.ino)) this.releaseInode(dst.ino)
     }
+  }
+
+  /**
+   * utimes(2): set a file's access and modification times (milliseconds since the
+   * epoch, fractional for sub-millisecond times); the change time becomes now.
+   * Through the journal, durable when it returns.
+   */
+  async utimes(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+    this._live('utime', typeof path === 'string' ? path : undefined)
+    const r = this.resolve(path, 'utime')
+    this._setTimes(r.ino, atimeMs, mtimeMs, 'utime', r.path)
+  }
+
+  /**
+   * chmod(2): set the permission bits (mode & 0o7777; the file type is kept).
+   * pmemu stores them and reports them in stat but enforces no permissions.
+   */
+  async chmod(path: string, mode: number): Promise<void> {
+    this._live('chmod', typeof path === 'string' ? path : undefined)
+    const r = this.resolve(path, 'chmod')
+    this._setMode(r.ino, mode, 'chmod', r.path)
+  }
+
+  /** link(2): a second name for an existing file (not a directory: EPERM); the link count goes up. */
+  async link(existingPath: string, newPath: string): Promise<void> {
+    this._live('link', typeof existingPath === 'string' ? existingPath : undefined)
+    // linkat(2)'s order: the old path, then the new one (EEXIST), then the directory check.
+    const src = this.resolve(existingPath, 'link')
+    const par = this.resolveParent(newPath, 'link')
+    if (par.name === undefined) throw pmemError('EEXIST', 'link', 'file exists', { path: par.path })
+    if (this.lookupTx(undefined, par.dir, par.name, 'link', par.path)) throw pmemError('EEXIST', 'link', 'file exists', { path: par.path })
+    if (par.trailingSlash) throw pmemError('ENOENT', 'link', 'no such file or directory', { path: par.path })
+    if (isDir(this.inodes[src.ino]!.mode)) throw pmemError('EPERM', 'link', 'hard links to directories are not allowed', { path: src.path })
+    this.writable('link', par.path)
+    const tx = new Tx('link')
+    const now = Date.now()
+    try {
+      this.addEntry(tx, par.dir, par.name, { ino: src.ino, type: DT_REG }, 'link', par.path)
+      this.touchDir(tx, par.dir, now)
+      const t = this.mut(tx, src.ino)
+      t.nlink++
+      t.ctime = now
+    } catch (e) { this.abort(tx); throw e }
+    this.commit(tx)
+  }
+
+  /** @internal utimes/futimes on an inode. */
+  _setTimes(ino: number, atimeMs: number, mtimeMs: number, syscall: string, path: string): void {
+    for (const [name, v] of [['atime', atimeMs], ['mtime', mtimeMs]] as const) {
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw pmemError('EINVAL', syscall, `${name} must be a finite number of milliseconds, got ${typeof v === 'number' ? String(v) : typeof v}`, { path })
+      }
+    }
+    this.writable(syscall, path)
+    const tx = new Tx('utimes')
+    const t = this.mut(tx, ino)
+    t.atime = atimeMs
+    t.mtime = mtimeMs
+    t.ctime = Date.now()
+    this.commit(tx)
+    const node = this.nodes.get(ino)
+    if (node) node.timesDirty = false
+  }
+
+  /** @internal chmod/fchmod on an inode. */
+  _setMode(ino: number, mode: number, syscall: string, path: string): void {
+    if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0) {
+      throw pmemError('EINVAL', syscall, `mode must be a non-negative integer, got ${typeof mode === 'number' ? String(mode) : typeof mode}`, { path })
+    }
+    this.writable(syscall, path)
+    const tx = new Tx('chmod')
+    const t = this.mut(tx, ino)
+    t.mode = (t.mode & S_IFMT) | (mode & 0o7777)
+    t.ctime = Date.now()
+    this.commit(tx)
   }
 
   statfs(): StatFs {
