@@ -30,6 +30,7 @@ import { daxFs, fileBytes, mapOf, tick } from './dax.js'
 
 type DmaMod = { DmaEngine: new (dev: Device, o: DmaEngineOptions) => DmaEngineT }
 
+const KiB = 1024
 const MiB = 2 ** 20
 
 /** The region memory behind a mapping range: its window's SharedArrayBuffer and the byte offset in it. */
@@ -65,9 +66,11 @@ async function copyOnce(dma: DmaEngineT, map: DaxMapping, len: number, pieces: n
   return { wall: Number(process.hrtime.bigint() - t0), res }
 }
 
+function fmtSize(n: number): string { return n >= MiB ? `${n / MiB} MiB` : `${n / KiB} KiB` }
+
 export const dmaPaths: Benchmark = {
   id: 'dma', title: 'DMA copy vs memcpy, pin+unpin through the engine, submit → pinned, release → truncate',
-  paths: ['dma-copy-to-device', 'dma-copy-from-device', 'dma-pin-unpin', 'dma-pin-unpin-direct', 'dma-submit-pinned',
+  paths: ['dma-copy-to-device', 'dma-copy-from-device', 'dma-copy-size', 'dma-pin-unpin', 'dma-pin-unpin-direct', 'dma-submit-pinned',
     'dma-submit-pinned-fault', 'unpin-to-truncate-dma'],
   scope: 'model', weight: 3,
   available: () => needLayers(MOUNT_LAYER, DAX_LAYER, DMA_LAYER),
@@ -128,6 +131,34 @@ export const dmaPaths: Benchmark = {
               `wall time submit → done (pin, copy, unpin, messages), median of ${rounds} (best ${Math.max(...gbs).toFixed(2)} GB/s); ` +
               `the copy alone (slowest worker's ns) ${(len / median(copyNs)).toFixed(2)} GB/s; C: single-thread memcpy of the same bytes between the same memory, ` +
               `one call right before each round, median (best ${cs.length ? Math.max(...cs).toFixed(2) : '—'} GB/s)` }))
+        }
+        await dma.close()
+      }
+
+      // ---- % of memcpy per transfer size: 1 worker, to-device, one transfer at a time ----
+      // (the fixed per-transfer cost — messages, ledger, pin and unpin — is
+      // what a small transfer pays for; the curve shows where it stops mattering)
+      {
+        const dma = engine(1)
+        await warm(dma, map, 1, ps, buffer)
+        for (const size of [4 * KiB, 64 * KiB, MiB, 4 * MiB, 16 * MiB, 64 * MiB].filter(x => x <= len)) {
+          const reps = Math.max(1, Math.min(256, Math.floor(4 * MiB / size)))
+          const gbs: number[] = []
+          const cs: number[] = []
+          const sub = buffer.subarray(0, size)
+          for (let r = 0; r <= rounds; r++) { // round 0 warms up and is not kept
+            const c = where ? size * reps / nativeShim().benchMemcpy(bufSab, 0, where.sab, where.off, size, reps) : undefined
+            const t0 = process.hrtime.bigint()
+            for (let k = 0; k < reps; k++) await dma.submit({ map, offset: 0, length: size, direction: 'to-device', buffer: sub }).done
+            const wall = Number(process.hrtime.bigint() - t0)
+            if (r > 0) { gbs.push(size * reps / wall); if (c !== undefined) cs.push(c) }
+          }
+          const label = size >= MiB ? `${size / MiB}m` : `${size / KiB}k`
+          out.push(result({ path: `dma-copy-size-${label}`, model: ctx.model, workers: 1, unit: 'GB/s', js: median(gbs), jsSamples: gbs,
+            ...(cs.length ? { c: median(cs) } : {}), ...(size >= 4 * MiB ? { minOfC: 0.8 } : {}),
+            note: `${fmtSize(size)} to-device transfers one after another on 1 worker (${reps} per sample), wall submit → done; ` +
+              `C: memcpy of the same ${fmtSize(size)} between the same memory, ${reps} times, right before each sample; median of ${rounds}` +
+              (size >= 4 * MiB ? '' : '; no target below 4 MiB: the fixed per-transfer cost dominates') }))
         }
         await dma.close()
       }
