@@ -8,7 +8,8 @@ import { fallocate, fsyncNode, readAt, writeAt } from './io.js'
 import type { OpenFlags } from './path.js'
 import type { FsState } from './state.js'
 import type { PmemStats } from './stats.js'
-import { punchHole, truncate } from './truncate.js'
+import { setMode, setTimes } from './attrs.js'
+import { growSync, punchHole, truncate } from './truncate.js'
 import type { MmapResult, TruncateOptions } from './types.js'
 
 export class PmemFile {
@@ -75,6 +76,30 @@ export class PmemFile {
     return statIno(this.#s, this.node.ino)
   }
 
+  /** futimes(2): set access and modification times (ms since the epoch); see {@link PmemFs.utimes}. */
+  async utimes(atimeMs: number, mtimeMs: number): Promise<void> {
+    this.check('futime')
+    setTimes(this.#s, this.node.ino, atimeMs, mtimeMs, 'futime', this.path)
+  }
+
+  /** fchmod(2): set the permission bits; see {@link PmemFs.chmod}. */
+  async chmod(mode: number): Promise<void> {
+    this.check('fchmod')
+    setMode(this.#s, this.node.ino, mode, 'fchmod', this.path)
+  }
+
+  /** futimes(2) without a promise (it never waits). */
+  utimesSync(atimeMs: number, mtimeMs: number): void {
+    this.check('futime')
+    setTimes(this.#s, this.node.ino, atimeMs, mtimeMs, 'futime', this.path)
+  }
+
+  /** fchmod(2) without a promise (it never waits). */
+  chmodSync(mode: number): void {
+    this.check('fchmod')
+    setMode(this.#s, this.node.ino, mode, 'fchmod', this.path)
+  }
+
   /** Make the file's data (and times) durable. Metadata changes are durable as soon as each call returns. */
   async fsync(): Promise<void> {
     this.check('fsync')
@@ -82,6 +107,26 @@ export class PmemFile {
   }
 
   async datasync(): Promise<void> { return this.fsync() }
+
+  /** fsync without a promise (it never waits). */
+  fsyncSync(): void {
+    this.check('fsync')
+    fsyncNode(this.#s, this.node, this.path)
+  }
+
+  /** close without a promise (it never waits). */
+  closeSync(): void {
+    if (this.closed) throw pmemError('EBADF', 'close', 'file is already closed', { path: this.path })
+    this._forceClose()
+  }
+
+  /** Grow the file (a hole) without waiting; shrinking may wait for mappings and pins, so it is EAGAIN here: use {@link truncate}. */
+  truncateSync(length = 0): void {
+    this.check('ftruncate')
+    const len = validateInt(length, 'length', 'ftruncate', this.path)
+    if (!this.flags.write) throw pmemError('EINVAL', 'ftruncate', 'file not open for writing', { path: this.path })
+    growSync(this.#s, this, len)
+  }
 
   async close(): Promise<void> {
     if (this.closed) throw pmemError('EBADF', 'close', 'file is already closed', { path: this.path })

@@ -28,6 +28,7 @@ import { CRASH_POINTS, type CrashPoint, type CrashPointHook } from './journal.js
 import type { Superblock } from './layout.js'
 import { formatDevice } from './mkfs.js'
 import { mountState, unmountSync } from './mount.js'
+import * as attrs from './attrs.js'
 import * as ops from './ops.js'
 import * as owner from './owner.js'
 import type { FsState } from './state.js'
@@ -121,7 +122,16 @@ export class PmemFs {
 
   open(path: string, flags: string | number = 'r', mode = 0o666): Promise<PmemFile> { return ops.openFile(this.#s, path, flags, mode) }
 
+  /**
+   * open(2) without waiting. Truncating a non-empty file ('w', O_TRUNC) may have to
+   * wait for DAX mappings and DMA pins to let go, so here it fails with EAGAIN
+   * (nothing changed): use {@link open} for it.
+   */
+  openSync(path: string, flags: string | number = 'r', mode = 0o666): PmemFile { return ops.openSync(this.#s, path, flags, mode) }
+
   async mkdir(path: string, mode = 0o777): Promise<void> { ops.mkdirSync(this.#s, path, mode) }
+  /** mkdir(2), synchronously (metadata calls never wait). */
+  mkdirSync(path: string, mode = 0o777): void { ops.mkdirSync(this.#s, path, mode) }
 
   async readdir(path: string): Promise<string[]>
   async readdir(path: string, opts: { withFileTypes: true }): Promise<Array<{ name: string; ino: number; type: 'file' | 'directory'; isFile(): boolean; isDirectory(): boolean }>>
@@ -129,9 +139,17 @@ export class PmemFs {
     return ops.readdirPath(this.#s, path, opts as { withFileTypes: true })
   }
 
-  stat(path: string): Promise<PmemStats> { return ops.statPath(this.#s, path) }
+  readdirSync(path: string): string[]
+  readdirSync(path: string, opts: { withFileTypes: true }): Array<{ name: string; ino: number; type: 'file' | 'directory'; isFile(): boolean; isDirectory(): boolean }>
+  readdirSync(path: string, opts?: { withFileTypes?: boolean }): unknown[] {
+    return ops.readdirPath(this.#s, path, opts as { withFileTypes: true })
+  }
 
-  async lstat(path: string): Promise<PmemStats> { return this.stat(path) }
+  async stat(path: string): Promise<PmemStats> { return ops.statPath(this.#s, path) }
+  statSync(path: string): PmemStats { return ops.statPath(this.#s, path) }
+
+  async lstat(path: string): Promise<PmemStats> { return ops.statPath(this.#s, path) }
+  lstatSync(path: string): PmemStats { return ops.statPath(this.#s, path) }
 
   async exists(path: string): Promise<boolean> {
     try { await this.stat(path); return true } catch (e) {
@@ -140,10 +158,32 @@ export class PmemFs {
     }
   }
 
-  unlink(path: string): Promise<void> { return ops.unlinkPath(this.#s, path) }
-  rmdir(path: string): Promise<void> { return ops.rmdirPath(this.#s, path) }
+  async unlink(path: string): Promise<void> { ops.unlinkPath(this.#s, path) }
+  unlinkSync(path: string): void { ops.unlinkPath(this.#s, path) }
+  async rmdir(path: string): Promise<void> { ops.rmdirPath(this.#s, path) }
+  rmdirSync(path: string): void { ops.rmdirPath(this.#s, path) }
   /** Atomic rename, replacing the target as rename(2) does. */
-  rename(oldPath: string, newPath: string): Promise<void> { return ops.renamePath(this.#s, oldPath, newPath) }
+  async rename(oldPath: string, newPath: string): Promise<void> { ops.renamePath(this.#s, oldPath, newPath) }
+  renameSync(oldPath: string, newPath: string): void { ops.renamePath(this.#s, oldPath, newPath) }
+
+  /**
+   * utimes(2): set a file's access and modification times (milliseconds since the
+   * epoch, fractional for sub-millisecond times); the change time becomes now.
+   * Through the journal, durable when it returns.
+   */
+  async utimes(path: string, atimeMs: number, mtimeMs: number): Promise<void> { attrs.utimesPath(this.#s, path, atimeMs, mtimeMs) }
+  utimesSync(path: string, atimeMs: number, mtimeMs: number): void { attrs.utimesPath(this.#s, path, atimeMs, mtimeMs) }
+
+  /**
+   * chmod(2): set the permission bits (mode & 0o7777; the file type is kept).
+   * pmemu stores them and reports them in stat but enforces no permissions.
+   */
+  async chmod(path: string, mode: number): Promise<void> { attrs.chmodPath(this.#s, path, mode) }
+  chmodSync(path: string, mode: number): void { attrs.chmodPath(this.#s, path, mode) }
+
+  /** link(2): a second name for an existing file (not a directory: EPERM); the link count goes up. */
+  async link(existingPath: string, newPath: string): Promise<void> { ops.linkPath(this.#s, existingPath, newPath) }
+  linkSync(existingPath: string, newPath: string): void { ops.linkPath(this.#s, existingPath, newPath) }
 
   statfs(): StatFs { return owner.statfs(this.#s) }
 

@@ -14,6 +14,39 @@ import { truncate } from './truncate.js'
 import { abort, mut, Tx } from './tx.js'
 
 export async function openFile(st: FsState, path: string, flags: string | number = 'r', mode = 0o666): Promise<PmemFile> {
+  const { file, truncate: trunc } = openCore(st, path, flags, mode)
+  if (trunc) {
+    const node = file.node
+    try {
+      await truncate(st, file, 0, {}, 'open-truncate')
+    } catch (e) {
+      st.files.delete(file)
+      node.openCount--
+      maybeDrop(st, node)
+      throw e
+    }
+  }
+  return file
+}
+
+/**
+ * open(2) without waiting. Truncating a non-empty file ('w', O_TRUNC) may have to
+ * wait for DAX mappings and DMA pins to let go, so here it fails with EAGAIN
+ * (nothing changed): use the async open for it.
+ */
+export function openSync(st: FsState, path: string, flags: string | number = 'r', mode = 0o666): PmemFile {
+  const { file, truncate: trunc } = openCore(st, path, flags, mode)
+  if (trunc) {
+    const node = file.node
+    st.files.delete(file)
+    node.openCount--
+    maybeDrop(st, node)
+    throw pmemError('EAGAIN', 'open', 'truncating a non-empty file may wait for mappings and pins; use the async open', { path: file.path })
+  }
+  return file
+}
+
+function openCore(st: FsState, path: string, flags: string | number, mode: number): { file: PmemFile; truncate: boolean } {
   st.live('open', typeof path === 'string' ? path : undefined)
   const f = parseFlags(flags, typeof path === 'string' ? path : '')
   const par = resolveParent(st, path, 'open')
@@ -52,20 +85,10 @@ export async function openFile(st: FsState, path: string, flags: string | number
   const file = new PmemFile(st, node, f, p)
   node.openCount++
   st.files.add(file)
-  if (f.truncate && inode.size > 0) {
-    try {
-      await truncate(st, file, 0, {}, 'open-truncate')
-    } catch (e) {
-      st.files.delete(file)
-      node.openCount--
-      maybeDrop(st, node)
-      throw e
-    }
-  }
-  return file
+  return { file, truncate: f.truncate && inode.size > 0 }
 }
 
-export function mkdirSync(st: FsState, path: string, mode: number): void {
+export function mkdirSync(st: FsState, path: string, mode = 0o777): void {
   st.live('mkdir', typeof path === 'string' ? path : undefined)
   const par = resolveParent(st, path, 'mkdir')
   if (par.name === undefined) throw pmemError('EEXIST', 'mkdir', 'file exists', { path: par.path })
@@ -82,11 +105,11 @@ export function mkdirSync(st: FsState, path: string, mode: number): void {
   st.dirs.set(ino, { blocks: [], index: new Map() })
 }
 
-export async function readdirPath(st: FsState, path: string): Promise<string[]>
+export function readdirPath(st: FsState, path: string): string[]
 
-export async function readdirPath(st: FsState, path: string, opts: { withFileTypes: true }): Promise<Array<{ name: string; ino: number; type: 'file' | 'directory'; isFile(): boolean; isDirectory(): boolean }>>
+export function readdirPath(st: FsState, path: string, opts: { withFileTypes: true }): Array<{ name: string; ino: number; type: 'file' | 'directory'; isFile(): boolean; isDirectory(): boolean }>
 
-export async function readdirPath(st: FsState, path: string, opts?: { withFileTypes?: boolean }): Promise<unknown[]> {
+export function readdirPath(st: FsState, path: string, opts?: { withFileTypes?: boolean }): unknown[] {
   st.live('scandir', typeof path === 'string' ? path : undefined)
   const r = resolve(st, path, 'scandir')
   if (!isDir(st.inodes[r.ino]!.mode)) throw pmemError('ENOTDIR', 'scandir', 'not a directory', { path: r.path })
@@ -103,12 +126,12 @@ export async function readdirPath(st: FsState, path: string, opts?: { withFileTy
   return out.map(e => e.name)
 }
 
-export async function statPath(st: FsState, path: string): Promise<PmemStats> {
+export function statPath(st: FsState, path: string): PmemStats {
   st.live('stat', typeof path === 'string' ? path : undefined)
   return statIno(st, resolve(st, path, 'stat').ino)
 }
 
-export async function unlinkPath(st: FsState, path: string): Promise<void> {
+export function unlinkPath(st: FsState, path: string): void {
   st.live('unlink', typeof path === 'string' ? path : undefined)
   const par = resolveParent(st, path, 'unlink')
   if (par.name === undefined) throw pmemError('EISDIR', 'unlink', 'is a directory', { path: par.path })
@@ -127,7 +150,7 @@ export async function unlinkPath(st: FsState, path: string): Promise<void> {
   if (t.nlink === 0 && !isBusy(st, e.ino)) releaseInode(st, e.ino)
 }
 
-export async function rmdirPath(st: FsState, path: string): Promise<void> {
+export function rmdirPath(st: FsState, path: string): void {
   st.live('rmdir', typeof path === 'string' ? path : undefined)
   const par = resolveParent(st, path, 'rmdir')
   if (par.name === undefined) throw pmemError('EBUSY', 'rmdir', 'cannot remove the root directory', { path: par.path })
@@ -153,7 +176,7 @@ export async function rmdirPath(st: FsState, path: string): Promise<void> {
 }
 
 /** Atomic rename, replacing the target as rename(2) does. */
-export async function renamePath(st: FsState, oldPath: string, newPath: string): Promise<void> {
+export function renamePath(st: FsState, oldPath: string, newPath: string): void {
   st.live('rename', typeof oldPath === 'string' ? oldPath : undefined)
   const a = resolveParent(st, oldPath, 'rename')
   const b = resolveParent(st, newPath, 'rename')
@@ -211,6 +234,29 @@ export async function renamePath(st: FsState, oldPath: string, newPath: string):
 }
 
 /** @internal fsck repair: link unreachable inodes into /lost+found as '#<ino>'. Returns what failed. */
+/** link(2): a second name for an existing file (not a directory: EPERM); the link count goes up. */
+export function linkPath(st: FsState, existingPath: string, newPath: string): void {
+  st.live('link', typeof existingPath === 'string' ? existingPath : undefined)
+  // linkat(2)'s order: the old path, then the new one (EEXIST), then the directory check.
+  const src = resolve(st, existingPath, 'link')
+  const par = resolveParent(st, newPath, 'link')
+  if (par.name === undefined) throw pmemError('EEXIST', 'link', 'file exists', { path: par.path })
+  if (lookupTx(st, undefined, par.dir, par.name, 'link', par.path)) throw pmemError('EEXIST', 'link', 'file exists', { path: par.path })
+  if (par.trailingSlash) throw pmemError('ENOENT', 'link', 'no such file or directory', { path: par.path })
+  if (isDir(st.inodes[src.ino]!.mode)) throw pmemError('EPERM', 'link', 'hard links to directories are not allowed', { path: src.path })
+  st.writable('link', par.path)
+  const tx = new Tx('link')
+  const now = Date.now()
+  try {
+    addEntry(st, tx, par.dir, par.name, { ino: src.ino, type: DT_REG }, 'link', par.path)
+    touchDir(st, tx, par.dir, now)
+    const t = mut(st, tx, src.ino)
+    t.nlink++
+    t.ctime = now
+  } catch (e) { abort(st, tx); throw e }
+  commit(st, tx)
+}
+
 export function attachLost(st: FsState, inos: number[]): string[] {
   const failures: string[] = []
   let lf: number

@@ -21,6 +21,27 @@ export async function breakLayout(st: FsState, file: PmemFile, first: number, en
 }
 
 /** @internal */
+/** Grow-only truncate: nothing to break or free, so it needs no lock wait. */
+export function growSync(st: FsState, file: PmemFile, length: number): void {
+  const path = file.path
+  st.writable('ftruncate', path)
+  if (length > st.maxFileSize) throw pmemError('EFBIG', 'ftruncate', `length ${length} exceeds the file size limit ${st.maxFileSize}`, { path })
+  const node = file.node
+  if (node.isDirectory) throw pmemError('EISDIR', 'ftruncate', 'is a directory', { path })
+  const inode = st.inodes[node.ino]!
+  if (length === inode.size) return
+  const bs = st.blockSize
+  if (length < inode.size || Math.max(Math.ceil(inode.size / bs), lastEnd(inode.extents)) > Math.ceil(length / bs) || node.holds > 0) {
+    throw pmemError('EAGAIN', 'ftruncate', 'shrinking may wait for mappings and pins; use the async truncate', { path })
+  }
+  zeroTail(st, node, inode.size, length)
+  const tx = new Tx('truncate')
+  const m = mut(st, tx, node.ino)
+  m.size = length
+  m.mtime = m.ctime = Date.now()
+  commit(st, tx)
+}
+
 export async function truncate(st: FsState, file: PmemFile, length: number, opts: TruncateOptions, reason: 'truncate' | 'open-truncate'): Promise<void> {
   const path = file.path
   const syscall = reason === 'truncate' ? 'ftruncate' : 'open'
