@@ -220,6 +220,8 @@ export async function runJob(env: CoreEnv, job: JobSpec): Promise<JobResult> {
         checkLive()
       }
     }
+    // An abort that came while pinned (a hang, a slow fault) stops here: nothing is copied, in either direction.
+    if (Atomics.load(ledger, L_CTL) & CTL_ABORT) throw new PmemuAbortError('dma', { offset: job.offset })
     // --- copy, at the device model's pace --------------------------------------------------------------
     const t0 = performance.now()
     const buf = new Uint8Array(job.buffer, job.bufferOffset, job.length)

@@ -231,6 +231,8 @@ export class DmaEngine {
   #deadReason: string | undefined
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #mainEnv: CoreEnv | undefined
+  /** Workers whose terminate() was called and that have not exited yet: kept ref'd. */
+  readonly #terminating = new Set<Worker>()
   readonly #stats = { submitted: 0, completed: 0, failed: 0, aborted: 0, bytes: 0, faults: 0, retries: 0, workerDeaths: 0, pinsReclaimed: 0 }
 
   constructor(dev: Device, opts: DmaEngineOptions = {}) {
@@ -475,7 +477,7 @@ export class DmaEngine {
     const busy = this.#inflight.size > 0
     for (const s of this.#slots) {
       if (!s.worker) continue
-      if (busy) s.worker.ref()
+      if (busy || this.#terminating.has(s.worker)) s.worker.ref()
       else s.worker.unref()
     }
     if (this.mode === 'main-thread') {
@@ -498,6 +500,12 @@ export class DmaEngine {
     const w = spawnWorker(this.#workerUrl(), { name: `pmemu-dma-${slot.index}`, execArgv })
     slot.worker = w
     slot.deathError = undefined
+    // Idle workers are unref'd (they never keep the process alive), and an unref'd worker's
+    // terminate() settles on an 'exit' event an otherwise idle loop does not wait for: a
+    // terminate() from outside (or our own at close) keeps this worker ref'd until it exits.
+    const terminate = w.terminate.bind(w)
+    w.terminate = () => { this.#terminating.add(w); w.ref(); return terminate() }
+    w.once('exit', () => this.#terminating.delete(w))
     const init: ToWorker = {
       t: 'init', region: { windows: this.dev.transferable().region.windows }, table: this.dev.table.transferable(), engine: this.#engineSab,
     }

@@ -367,6 +367,26 @@ export class PmemFile {
 
   async datasync(): Promise<void> { return this.fsync() }
 
+  /** fsync without a promise (it never waits). */
+  fsyncSync(): void {
+    this.check('fsync')
+    this.fs._fsync(this.node, this.path)
+  }
+
+  /** close without a promise (it never waits). */
+  closeSync(): void {
+    if (this.closed) throw pmemError('EBADF', 'close', 'file is already closed', { path: this.path })
+    this._forceClose()
+  }
+
+  /** Grow the file (a hole) without waiting; shrinking may wait for mappings and pins, so it is EAGAIN here: use {@link truncate}. */
+  truncateSync(length = 0): void {
+    this.check('ftruncate')
+    const len = validateInt(length, 'length', 'ftruncate', this.path)
+    if (!this.flags.write) throw pmemError('EINVAL', 'ftruncate', 'file not open for writing', { path: this.path })
+    this.fs._growSync(this, len)
+  }
+
   async close(): Promise<void> {
     if (this.closed) throw pmemError('EBADF', 'close', 'file is already closed', { path: this.path })
     this._forceClose()
@@ -1211,6 +1231,39 @@ export class PmemFs {
   // ------------------------------------------------------------ public API
 
   async open(path: string, flags: string | number = 'r', mode = 0o666): Promise<PmemFile> {
+    const { file, truncate } = this.openCore(path, flags, mode)
+    if (truncate) {
+      const node = file.node
+      try {
+        await this._truncate(file, 0, {}, 'open-truncate')
+      } catch (e) {
+        this.files.delete(file)
+        node.openCount--
+        this._maybeDrop(node)
+        throw e
+      }
+    }
+    return file
+  }
+
+  /**
+   * open(2) without waiting. Truncating a non-empty file ('w', O_TRUNC) may have to
+   * wait for DAX mappings and DMA pins to let go, so here it fails with EAGAIN
+   * (nothing changed): use {@link open} for it.
+   */
+  openSync(path: string, flags: string | number = 'r', mode = 0o666): PmemFile {
+    const { file, truncate } = this.openCore(path, flags, mode)
+    if (truncate) {
+      const node = file.node
+      this.files.delete(file)
+      node.openCount--
+      this._maybeDrop(node)
+      throw pmemError('EAGAIN', 'open', 'truncating a non-empty file may wait for mappings and pins; use the async open', { path: file.path })
+    }
+    return file
+  }
+
+  private openCore(path: string, flags: string | number, mode: number): { file: PmemFile; truncate: boolean } {
     this._live('open', typeof path === 'string' ? path : undefined)
     const f = parseFlags(flags, typeof path === 'string' ? path : '')
     const par = this.resolveParent(path, 'open')
@@ -1249,24 +1302,15 @@ export class PmemFs {
     const file = new PmemFile(this, node, f, p)
     node.openCount++
     this.files.add(file)
-    if (f.truncate && inode.size > 0) {
-      try {
-        await this._truncate(file, 0, {}, 'open-truncate')
-      } catch (e) {
-        this.files.delete(file)
-        node.openCount--
-        this._maybeDrop(node)
-        throw e
-      }
-    }
-    return file
+    return { file, truncate: f.truncate && inode.size > 0 }
   }
 
   async mkdir(path: string, mode = 0o777): Promise<void> {
     this.mkdirSync(path, mode)
   }
 
-  private mkdirSync(path: string, mode: number): void {
+  /** mkdir(2), synchronously (metadata calls never wait). */
+  mkdirSync(path: string, mode = 0o777): void {
     this._live('mkdir', typeof path === 'string' ? path : undefined)
     const par = this.resolveParent(path, 'mkdir')
     if (par.name === undefined) throw pmemError('EEXIST', 'mkdir', 'file exists', { path: par.path })
@@ -1286,6 +1330,12 @@ export class PmemFs {
   async readdir(path: string): Promise<string[]>
   async readdir(path: string, opts: { withFileTypes: true }): Promise<Array<{ name: string; ino: number; type: 'file' | 'directory'; isFile(): boolean; isDirectory(): boolean }>>
   async readdir(path: string, opts?: { withFileTypes?: boolean }): Promise<unknown[]> {
+    return this.readdirSync(path, opts as { withFileTypes: true })
+  }
+
+  readdirSync(path: string): string[]
+  readdirSync(path: string, opts: { withFileTypes: true }): Array<{ name: string; ino: number; type: 'file' | 'directory'; isFile(): boolean; isDirectory(): boolean }>
+  readdirSync(path: string, opts?: { withFileTypes?: boolean }): unknown[] {
     this._live('scandir', typeof path === 'string' ? path : undefined)
     const r = this.resolve(path, 'scandir')
     if (!isDir(this.inodes[r.ino]!.mode)) throw pmemError('ENOTDIR', 'scandir', 'not a directory', { path: r.path })
@@ -1302,12 +1352,15 @@ export class PmemFs {
     return out.map(e => e.name)
   }
 
-  async stat(path: string): Promise<PmemStats> {
+  async stat(path: string): Promise<PmemStats> { return this.statSync(path) }
+
+  statSync(path: string): PmemStats {
     this._live('stat', typeof path === 'string' ? path : undefined)
     return this._stat(this.resolve(path, 'stat').ino)
   }
 
-  async lstat(path: string): Promise<PmemStats> { return this.stat(path) }
+  async lstat(path: string): Promise<PmemStats> { return this.statSync(path) }
+  lstatSync(path: string): PmemStats { return this.statSync(path) }
 
   async exists(path: string): Promise<boolean> {
     try { await this.stat(path); return true } catch (e) {
@@ -1316,7 +1369,9 @@ export class PmemFs {
     }
   }
 
-  async unlink(path: string): Promise<void> {
+  async unlink(path: string): Promise<void> { this.unlinkSync(path) }
+
+  unlinkSync(path: string): void {
     this._live('unlink', typeof path === 'string' ? path : undefined)
     const par = this.resolveParent(path, 'unlink')
     if (par.name === undefined) throw pmemError('EISDIR', 'unlink', 'is a directory', { path: par.path })
@@ -1335,7 +1390,9 @@ export class PmemFs {
     if (t.nlink === 0 && !this.isBusy(e.ino)) this.releaseInode(e.ino)
   }
 
-  async rmdir(path: string): Promise<void> {
+  async rmdir(path: string): Promise<void> { this.rmdirSync(path) }
+
+  rmdirSync(path: string): void {
     this._live('rmdir', typeof path === 'string' ? path : undefined)
     const par = this.resolveParent(path, 'rmdir')
     if (par.name === undefined) throw pmemError('EBUSY', 'rmdir', 'cannot remove the root directory', { path: par.path })
@@ -1361,7 +1418,9 @@ export class PmemFs {
   }
 
   /** Atomic rename, replacing the target as rename(2) does. */
-  async rename(oldPath: string, newPath: string): Promise<void> {
+  async rename(oldPath: string, newPath: string): Promise<void> { this.renameSync(oldPath, newPath) }
+
+  renameSync(oldPath: string, newPath: string): void {
     this._live('rename', typeof oldPath === 'string' ? oldPath : undefined)
     const a = this.resolveParent(oldPath, 'rename')
     const b = this.resolveParent(newPath, 'rename')
@@ -1423,7 +1482,9 @@ export class PmemFs {
    * epoch, fractional for sub-millisecond times); the change time becomes now.
    * Through the journal, durable when it returns.
    */
-  async utimes(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+  async utimes(path: string, atimeMs: number, mtimeMs: number): Promise<void> { this.utimesSync(path, atimeMs, mtimeMs) }
+
+  utimesSync(path: string, atimeMs: number, mtimeMs: number): void {
     this._live('utime', typeof path === 'string' ? path : undefined)
     const r = this.resolve(path, 'utime')
     this._setTimes(r.ino, atimeMs, mtimeMs, 'utime', r.path)
@@ -1433,14 +1494,18 @@ export class PmemFs {
    * chmod(2): set the permission bits (mode & 0o7777; the file type is kept).
    * pmemu stores them and reports them in stat but enforces no permissions.
    */
-  async chmod(path: string, mode: number): Promise<void> {
+  async chmod(path: string, mode: number): Promise<void> { this.chmodSync(path, mode) }
+
+  chmodSync(path: string, mode: number): void {
     this._live('chmod', typeof path === 'string' ? path : undefined)
     const r = this.resolve(path, 'chmod')
     this._setMode(r.ino, mode, 'chmod', r.path)
   }
 
   /** link(2): a second name for an existing file (not a directory: EPERM); the link count goes up. */
-  async link(existingPath: string, newPath: string): Promise<void> {
+  async link(existingPath: string, newPath: string): Promise<void> { this.linkSync(existingPath, newPath) }
+
+  linkSync(existingPath: string, newPath: string): void {
     this._live('link', typeof existingPath === 'string' ? existingPath : undefined)
     // linkat(2)'s order: the old path, then the new one (EEXIST), then the directory check.
     const src = this.resolve(existingPath, 'link')
@@ -1840,6 +1905,27 @@ export class PmemFs {
       await fn(file, first, end, { signal: opts.signal, timeoutMs: opts.timeoutMs, reason })
       this._live(syscall, file.path)
     }
+  }
+
+  /** @internal Grow-only truncate: nothing to break or free, so it needs no lock wait. */
+  _growSync(file: PmemFile, length: number): void {
+    const path = file.path
+    this.writable('ftruncate', path)
+    if (length > this.maxFileSize) throw pmemError('EFBIG', 'ftruncate', `length ${length} exceeds the file size limit ${this.maxFileSize}`, { path })
+    const node = file.node
+    if (node.isDirectory) throw pmemError('EISDIR', 'ftruncate', 'is a directory', { path })
+    const inode = this.inodes[node.ino]!
+    if (length === inode.size) return
+    const bs = this.blockSize
+    if (length < inode.size || Math.max(Math.ceil(inode.size / bs), lastEnd(inode.extents)) > Math.ceil(length / bs) || node.holds > 0) {
+      throw pmemError('EAGAIN', 'ftruncate', 'shrinking may wait for mappings and pins; use the async truncate', { path })
+    }
+    this.zeroTail(node, inode.size, length)
+    const tx = new Tx('truncate')
+    const m = this.mut(tx, node.ino)
+    m.size = length
+    m.mtime = m.ctime = Date.now()
+    this.commit(tx)
   }
 
   /** @internal */
