@@ -1452,7 +1452,7 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
       const a = timeMs(atime, 'atime')
       const m = timeMs(mtime, 'mtime')
       const f = handle(fd, 'futime').file
-      wrapSync('futime', undefined, () => { if (f.isClosed) throw nodeError('EBADF', 'futime'); fs._setTimes(f.node.ino, a, m, 'futime', f.path) })
+      wrapSync('futime', undefined, () => { if (f.isClosed) throw nodeError('EBADF', 'futime'); f.utimesSync(a, m) })
     },
     chmodSync: (path: PathLike, mode: number | string): void => {
       const m = parseMode(mode)
@@ -1462,7 +1462,7 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
     fchmodSync: (fd: number, mode: number | string): void => {
       const m = parseMode(mode)
       const f = handle(fd, 'fchmod').file
-      wrapSync('fchmod', undefined, () => fs._setMode(f.node.ino, m, 'fchmod', f.path))
+      wrapSync('fchmod', undefined, () => f.chmodSync(m))
     },
     linkSync: (existingPath: PathLike, newPath: PathLike): void => {
       const au = pathArg(existingPath, 'existingPath').user
