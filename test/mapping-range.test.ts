@@ -292,6 +292,58 @@ t.test('without an address range the mapping says why (map.capabilities)', async
   t.same(mmap(f, 0, PS).capabilities, { addressRange: true }, 'memory backend on a memfd: an address range')
 })
 
+t.test('partial munmap: the part goes (guard pages, EFAULT), the rest stays mapped', async t => {
+  for (const model of ['legacy', 'dax-gup', 'upstream'] as const) {
+    const dev = await openDevice(undefined, { size: '64MiB', model })
+    const fs = await mkfs(dev)
+    const f = await fs.open('/u', 'w+')
+    f.write(pattern(8 * PS, 3), 0)
+    const m = mmap(f, 0, 8 * PS, { write: true })
+    const v = m.view(0, 8 * PS)
+    m.unmap(2 * PS, 2 * PS)
+    t.equal(m.state, 'live', `${model}: the rest is still mapped`)
+    t.same([...v.subarray(2 * PS, 2 * PS + 4)], CANARY, 'the unmapped part reads the canary')
+    t.same(Buffer.compare(v.subarray(0, 2 * PS), read(f, 2 * PS)), 0, 'the rest is live')
+    for (const [name, fn] of [['view', () => m.view(2 * PS, 1)], ['views', () => m.views(PS, 2 * PS)], ['pfn', () => m.pfn(3 * PS)],
+      ['fault', () => m.fault(2 * PS, PS, false)], ['persist', () => m.persist(0, 8 * PS)]] as const) {
+      t.equal(await code(fn), 'EFAULT', `${name} reaching into the unmapped part: EFAULT`)
+    }
+    t.same(Buffer.compare(m.view(4 * PS, 4 * PS), read(f, 4 * PS, 4 * PS)), 0, 'views of the rest work')
+    m.populate()
+    t.equal(m.pte(2 * PS), -1, 'populate skips the unmapped part')
+    t.not(m.pte(5 * PS), -1)
+    t.same(dev.check(), [], 'clean')
+    v[2 * PS + 1] = 0
+    t.ok(stale(dev).some(x => /zapped by unmap/.test(x.message)), 'a store into the unmapped part is a stale store')
+    t.equal(await code(() => m.unmap(1)), 'EINVAL', 'unaligned offset')
+    t.equal(await code(() => m.unmap(0, 0)), 'EINVAL', 'zero length')
+    t.equal(await code(() => m.unmap(0, 9 * PS)), 'EINVAL', 'past the mapping')
+    t.equal(await code(() => m.unmap(Symbol('x') as unknown as number)), 'EINVAL', 'a Symbol offset')
+    t.equal(await code(() => m.unmap(0, 10n as unknown as number)), 'EINVAL', 'a BigInt length')
+    m.unmap(0, 2 * PS)
+    m.unmap(4 * PS) // to the end
+    t.equal(m.state, 'unmapped', 'the last part unmaps the mapping')
+    t.equal(await code(() => m.view(0, 1)), 'EFAULT')
+    await dev.close()
+  }
+  // A PMD-mapped chunk: a partial unmap splits it, and the chunk never comes back as one PMD.
+  const dev = await openDevice(undefined, { size: '64MiB', model: 'upstream' })
+  const fs = await mkfs(dev)
+  const f = await fs.open('/h', 'w+')
+  await f.fallocate(0, 6 * MiB)
+  const m = mmap(f, 0, 4 * MiB, { write: true })
+  const before = dev.stats().pmdFaults ?? 0
+  m.populate()
+  t.equal((dev.stats().pmdFaults ?? 0) - before, 2, 'two PMD faults')
+  m.unmap(PS, PS)
+  m.populate()
+  t.equal(m.pte(PS), -1, 'the unmapped page stays unmapped')
+  t.not(m.pte(0), -1, 'its neighbours are mapped again, as PTEs')
+  t.not(m.pte(2 * MiB), -1, 'the other chunk keeps its PMD')
+  t.same(dev.check(), [], 'clean')
+  await dev.close()
+})
+
 t.test('strict mode throws at the next call for a store through a stale view', async t => {
   const dev = await openDevice(undefined, { size: '64MiB', strict: true })
   const fs = await mkfs(dev)
@@ -356,4 +408,25 @@ t.test('a view across the region\'s 1 GiB window boundary (sparse file on tmpfs)
   const v = m.view(0, size)
   t.same(Buffer.compare(v, read(f, size)), 0, 'one view across the window boundary equals file.read')
   await dev.close()
+})
+
+t.test('views of a mapping larger than one window: spans up to 4 GiB, EINVAL past that', async t => {
+  if (!existsSync('/dev/shm')) { t.pass('skipped: needs tmpfs'); return }
+  const dev = await openDevice(join(dir, 'wide.pmem'), { size: '5GiB', create: true })
+  t.teardown(() => dev.close())
+  const fs = await mkfs(dev)
+  const f = await fs.open('/sparse', 'w+')
+  await f.truncate(4.5 * GiB) // holes: a read-only mapping reads them as zero pages, nothing allocated
+  f.write(new Uint8Array([7]), 4.25 * GiB)
+  const ro = await fs.open('/sparse', 'r')
+  const m = mmap(ro, 0, 4.5 * GiB)
+  const a = m.view(GiB, 3.5 * GiB) // inside no window: a span of its own
+  t.equal(a.length, 3.5 * GiB)
+  t.equal(a[3.25 * GiB], 7, 'a span sees the data')
+  const b = m.view(2.5 * GiB, 2 * GiB) // inside the second window
+  t.equal(b[1.75 * GiB], 7)
+  t.equal(b[0], 0)
+  const e = await (async () => { try { m.view(0, 4.5 * GiB) } catch (x) { return x as { code: string; message: string } } })()
+  t.equal(e?.code, 'EINVAL', 'past 4 GiB: EINVAL')
+  t.match(e?.message, /at most 4 GiB/, 'naming the limit')
 })

@@ -226,6 +226,16 @@ export class DaxLayer {
     this.log.debug({ id: m.id, ino: m.ino }, 'unmap')
   }
 
+  /** @internal partial munmap of mapping pages [j0, j1) (the mapping keeps the rest). */
+  unmapRange(m: DaxMapping, j0: number, j1: number): void {
+    if (!this.generationOk(m) || this.#dead) {
+      this.kill(m, this.#dead ?? (() => pmemError('ENXIO', 'unmap', 'the device crashed', { path: m.path })))
+      return
+    }
+    this.#zapMapping(m, j0, j1, 'unmap')
+    this.log.debug({ id: m.id, ino: m.ino, j0, j1 }, 'partial unmap')
+  }
+
   /**
    * The mapping's hold on the inode goes. If the file is unlinked and its
    * pages are still busy (a DMA pin outlived the mapping), the release — and
@@ -270,14 +280,15 @@ export class DaxLayer {
   }
 
   /** @internal MAP_POPULATE: fault below EOF, skip pages that fail (poison), as mm_populate ignores errors. */
-  populate(m: DaxMapping): void {
+  populate(m: DaxMapping, from = 0, to = m.pages): void {
     this.#assertUsable('populate', m.path)
     const eof = Math.ceil(m.node.size / this.pageSize)
-    const end = Math.max(0, Math.min(m.pages, eof - m.firstIndex))
+    const end = Math.max(0, Math.min(to, eof - m.firstIndex))
+    if (from >= end) return
     try {
-      this.#faultSpan(m, 0, end, eof, 'cpu', 'populate', true)
+      this.#faultSpan(m, from, end, eof, 'cpu', 'populate', true)
     } finally {
-      if (this.#breakers.size > 0) this.#kickBreakers(m.ino, m.firstIndex, m.firstIndex + end)
+      if (this.#breakers.size > 0) this.#kickBreakers(m.ino, m.firstIndex + from, m.firstIndex + end)
     }
   }
 
@@ -406,6 +417,7 @@ export class DaxLayer {
     const jb = base - m.firstIndex
     const ptes = m.ptes
     for (let k = 0; k < PMD_PAGES; k++) if (ptes[jb + k] !== PTE_NONE) return false
+    if (m._goneIn(jb, jb + PMD_PAGES)) return false // a partial unmap took part of the chunk
     const node = m.node
     const ps = this.pageSize
     let pfn0: number

@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
-import { pmemError, type PmemuError } from '../errors.js'
+import { pmemError, type PmemuError, safeString } from '../errors.js'
 import type { FsNode, PmemFile } from '../fs/index.js'
 import { WINDOW_BYTES } from '../region/index.js'
 import type { DaxLayer, FileTree } from './layer.js'
@@ -73,6 +73,9 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
   #state: MappingState = 'live'
   #deadError: (() => PmemuError) | undefined
   readonly #addr: MappingRange | undefined
+  /** Pages removed by a partial unmap (1), or undefined while none is. */
+  #gone: Uint8Array | undefined
+  #goneCount = 0
   /** What this mapping's address range can do here (see MappingCapabilities). */
   readonly capabilities: MappingCapabilities
 
@@ -141,6 +144,21 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     this.#addr?.zap(j0, j1, why)
   }
 
+  /** @internal true when any of pages [j0, j1) was removed by a partial unmap (never to be faulted again). */
+  _goneIn(j0: number, j1: number): boolean {
+    const g = this.#gone
+    if (!g) return false
+    for (let j = Math.max(0, j0); j < j1 && j < this.pages; j++) if (g[j]) return true
+    return false
+  }
+
+  /** EFAULT when pages [j0, j1) reach into a part removed by unmap(offset, length). */
+  #present(op: string, j0: number, j1: number): void {
+    if (this.#gone && this._goneIn(j0, j1)) {
+      throw pmemError('EFAULT', op, 'the range reaches into a part of the mapping that was unmapped', { path: this.path, offset: j0 * this.pageSize })
+    }
+  }
+
   /** @internal mark unmapped (state word 1 for workers). */
   _setState(s: MappingState, err?: () => PmemuError): void {
     if (this.#state === 'dead') return
@@ -159,7 +177,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
         offset + length > this.pages * this.pageSize) {
       const size = this.pages * this.pageSize
       const bad = (v: unknown): boolean => typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0
-      const show = (v: unknown): string => typeof v === 'string' ? `'${v}'` : String(v)
+      const show = (v: unknown): string => typeof v === 'string' ? `'${v}'` : safeString(v)
       if (bad(offset)) throw pmemError('EINVAL', op, `offset must be a non-negative integer, got ${show(offset)}`, { path: this.path })
       if (bad(length)) throw pmemError('EINVAL', op, `length must be a non-negative integer, got ${show(length)}`, { path: this.path, offset })
       throw pmemError('EINVAL', op, `range [${offset}, ${offset}+${length}) is outside the ${size}-byte mapping`, { path: this.path, offset: typeof offset === 'number' ? offset : undefined })
@@ -187,6 +205,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     const ps = this.pageSize
     const j0 = Math.floor(offset / ps)
     const j1 = Math.ceil((offset + length) / ps)
+    this.#present('view', j0, j1)
     this.#layer.faultRange(this, j0, j1, this.writable, 'cpu', 'view')
     const range = this.#addr
     if (range) {
@@ -224,6 +243,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     const ps = this.pageSize
     const j0 = Math.floor(off / ps)
     const j1 = Math.ceil((off + len) / ps)
+    this.#present(op, j0, j1)
     this.#layer.faultRange(this, j0, j1, this.writable, 'cpu', op)
     return this.#collect(off, len, j0, j1)
   }
@@ -260,7 +280,17 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
    */
   populate(): void {
     this.assertLive('populate')
-    this.#layer.populate(this)
+    const g = this.#gone
+    if (!g) { this.#layer.populate(this); return }
+    // The parts still mapped, one run at a time.
+    let j = 0
+    while (j < this.pages) {
+      if (g[j]) { j++; continue }
+      let k = j + 1
+      while (k < this.pages && !g[k]) k++
+      this.#layer.populate(this, j, k)
+      j = k
+    }
   }
 
   /** Flush + drain the mapped pages of [offset, offset+length) (pmem2_persist). Unmapped pages have nothing to flush. */
@@ -271,6 +301,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     const ps = this.pageSize
     const j0 = Math.floor(off / ps)
     const j1 = Math.ceil((off + len) / ps)
+    this.#present('persist', j0, j1)
     const dev = this.#layer.dev
     let j = j0
     while (j < j1) {
@@ -295,6 +326,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     this.assertLive('pfn')
     const [off] = this.#range('pfn', offset, 1)
     const j = Math.floor(off / this.pageSize)
+    this.#present('pfn', j, j + 1)
     this.#layer.faultRange(this, j, j + 1, this.writable, 'cpu', 'pfn')
     return this.ptes[j]!
   }
@@ -305,10 +337,38 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     return this.ptes[Math.floor(off / this.pageSize)]!
   }
 
-  /** munmap: the model's zap path for every installed page. Idempotent; views taken before are stale. */
-  unmap(): void {
+  /**
+   * munmap: the model's zap path for every installed page. Idempotent; views
+   * taken before are stale. With `offset` (page aligned, mapping-relative)
+   * and optionally `length` (rounded up to whole pages; default: to the end),
+   * only that part goes (a partial munmap): its pages are zapped and never
+   * faulted again — view/views/pfn/persist/fault reaching into it get EFAULT,
+   * populate() skips it — and unmapping the last part unmaps the mapping.
+   */
+  unmap(offset?: number, length?: number): void {
+    if (offset === undefined && length === undefined) {
+      if (this.#state !== 'live') return
+      this.#layer.unmap(this)
+      return
+    }
+    const ps = this.pageSize
+    const size = this.pages * ps
+    const off = offset ?? 0
+    const bad = (v: unknown): boolean => typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0
+    const show = (v: unknown): string => typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : typeof v === 'symbol' ? 'a Symbol' : safeString(v)
+    if (bad(off) || off % ps !== 0) throw pmemError('EINVAL', 'munmap', `offset must be a multiple of the ${ps}-byte page, got ${show(offset)}`, { path: this.path })
+    if (length !== undefined && (bad(length) || length === 0)) throw pmemError('EINVAL', 'munmap', `length must be a positive integer, got ${show(length)}`, { path: this.path, offset: off })
+    const len = length ?? size - off
+    if (off + len > size || len === 0) {
+      throw pmemError('EINVAL', 'munmap', `range [${off}, ${off}+${len}) is outside the ${size}-byte mapping`, { path: this.path, offset: off })
+    }
     if (this.#state !== 'live') return
-    this.#layer.unmap(this)
+    const j0 = off / ps
+    const j1 = Math.ceil((off + len) / ps)
+    const g = this.#gone ??= new Uint8Array(this.pages)
+    for (let j = j0; j < j1; j++) if (!g[j]) { g[j] = 1; this.#goneCount++ }
+    if (this.#goneCount === this.pages) { this.#layer.unmap(this); return }
+    this.#layer.unmapRange(this, j0, j1)
   }
 
   /**
@@ -324,6 +384,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     if (write && !this.writable) throw pmemError('EFAULT', 'fault', 'write fault on a read-only mapping', { path: this.path, offset: off })
     if (len === 0) return
     const ps = this.pageSize
+    this.#present('fault', Math.floor(off / ps), Math.ceil((off + len) / ps))
     this.#layer.faultRange(this, Math.floor(off / ps), Math.ceil((off + len) / ps), this.writable, 'gup', 'fault')
   }
 

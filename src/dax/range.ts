@@ -193,7 +193,8 @@ export class MappingRange {
   /**
    * Reserve the range of a mapping of `pages` pages, or say why it cannot be
    * done here (a string: the mapping falls back to views on the region).
-   * Throws ENOMEM (naming the limit) for a mapping larger than the shim can reserve.
+   * Throws ENOMEM (naming the limit) for a mapping larger than the shim can
+   * reserve; a reservation the kernel refuses below it is a fallback.
    */
   static create(region: Region, table: PageTable, owner: RangeOwner, pages: number, pageSize: number): MappingRange | string {
     let shim: NativeShim
@@ -216,8 +217,9 @@ export class MappingRange {
     try {
       r = shim.reserve(length, RANGE_STEP, RANGE_SPAN)
     } catch (e) {
-      throw pmemError('ENOMEM', 'mmap', `cannot reserve ${formatBytes(length)} of address space for the mapping (limit ${formatBytes(lim.maxBytes)}): ${String((e as Error)?.message)}`,
-        { path: owner.path, length, cause: e })
+      // Within the limit, the kernel said no (address space, vm.max_map_count):
+      // the mapping works without a range of its own, and says so.
+      return `the kernel refused to reserve ${formatBytes(length)} of address space for the mapping: ${String((e as Error)?.message)}`
     }
     const rec: RangeRecord = {
       id: r.id, mapId: owner.id, path: owner.path, ino: owner.ino, fileOffset: owner.offset, pageSize,
@@ -249,10 +251,15 @@ export class MappingRange {
       let k = j + 1
       if (want === R_ZERO) {
         while (k < j1 && ptes[k] === PTE_NONE && rmap[k] !== R_ZERO) k++
-      } else {
+        this.#scanGuards(j, k)
+      } else if (this.#rec.guards.length > 0) {
         while (k < j1 && ptes[k] === p + (k - j) && rmap[k] !== p + (k - j)) k++
+        this.#scanGuards(j, k)
+      } else {
+        // No guard pages to look at first: find the run and record it in one pass.
+        rmap[j] = p
+        while (k < j1 && ptes[k] === p + (k - j) && rmap[k] !== p + (k - j)) { rmap[k] = p + (k - j); k++ }
       }
-      this.#scanGuards(j, k)
       if (want === R_ZERO) {
         this.#shim.rangeZero!(this.id, j * ps, (k - j) * ps)
         rmap.fill(R_ZERO, j, k)
@@ -265,7 +272,7 @@ export class MappingRange {
           throw pmemError('ENOMEM', 'view', `cannot map ${k - j} page(s) into the mapping's address range: ${String((e as Error)?.message)}`,
             { path: this.#rec.path, offset: j * ps, cause: e })
         }
-        for (let i = j; i < k; i++) rmap[i] = p + (i - j)
+        if (rmap[k - 1] !== p + (k - 1 - j)) for (let i = j; i < k; i++) rmap[i] = p + (i - j)
       }
       j = k
     }

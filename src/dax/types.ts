@@ -56,7 +56,8 @@ export interface DaxMappingLike extends EventEmitter {
   populate(): void
   persist(offset: number, length: number): void
   pfn(offset: number): number
-  unmap(): void
+  /** munmap: the whole mapping, or the page-aligned part [offset, offset+length). */
+  unmap(offset?: number, length?: number): void
   /** Slow path for DMA: fault the range on the owning thread (errors are PmemuErrors: SIGBUS, EHWPOISON, ENOSPC…). */
   fault(offset: number, length: number, write: boolean): void
   share(): MappingShare
