@@ -73,6 +73,10 @@ t.test('the report is well formed', async t => {
     }
     t.ok(report.results.find(x => x.path === 'open-256m' && x.model === model && x.unit === 'ms'), `open ${model}`)
   }
+  for (const path of ['persist-64', 'persist-4k', 'persist-64k']) {
+    const r = report.results.find(x => x.path === path)
+    t.ok(r && r.c !== undefined && r.spread !== undefined && r.unit === 'ns/op', `${path}: dev.persist paired with a C flush loop`)
+  }
   const side = report.results.find(x => x.path === 'side-table')
   t.equal(side?.unit, 'B/page')
   t.equal(side?.js, 32, 'one 32-byte record per page')

@@ -66,6 +66,9 @@ interface Opened {
   writerElsewhere?: boolean
 }
 
+/** pm_flush_kind of native-shims/src/pmem_core.h, by name. */
+const FLUSH_CODES: Readonly<Record<FlushKind, number>> = { none: 0, msync: 1, clflushopt: 2, clwb: 3 }
+
 function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string, dflt: T): T {
   if (v === undefined) return dflt
   if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T
@@ -493,11 +496,13 @@ export class Region {
     this.checkRange('persist', offset, length)
     if (length === 0 || this.readOnly) return
     // eADR: the caches are in the persistence domain, a fence is all it takes.
-    const kind: FlushKind = this.persistence === 'eadr' ? 'none' : this.capabilities.flush
+    // The kind goes to C as pmem_core.h's integer (no string compare per call).
+    const kind = this.persistence === 'eadr' ? 0 : FLUSH_CODES[this.capabilities.flush]
+    const shim = nativeShim()
     this.each(offset, length, (w, rel, _at, n) => {
       if (w.sab) {
         try {
-          nativeShim().persist(w.sab, rel, n, kind)
+          shim.persist(w.sab, rel, n, kind)
         } catch (e) {
           throw wrapSystemError(e, 'persist', { offset, length })
         }
