@@ -1,5 +1,5 @@
 /** Argument checks and small helpers shared by the fs operation files. */
-import { pmemError } from '../errors.js'
+import { pmemError, safeString } from '../errors.js'
 import type { FsDevice } from './device.js'
 import { forEachRun, lastEnd } from './extents.js'
 import type { Extent } from './layout.js'
@@ -7,7 +7,7 @@ import type { TruncateOptions } from './types.js'
 
 export function validateInt(v: unknown, what: string, syscall: string, path?: string, min = 0): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
-    throw pmemError('EINVAL', syscall, `${what} must be an integer >= ${min}, got ${String(v)}`, { path })
+    throw pmemError('EINVAL', syscall, `${what} must be an integer >= ${min}, got ${safeString(v)}`, { path })
   }
   return v
 }
@@ -16,7 +16,7 @@ export function validateOpts(opts: TruncateOptions | undefined, syscall: string,
   if (opts === undefined || opts === null) return {}
   if (typeof opts !== 'object') throw pmemError('EINVAL', syscall, 'options must be an object', { path })
   if (opts.timeoutMs !== undefined && (typeof opts.timeoutMs !== 'number' || !(opts.timeoutMs >= 0))) {
-    throw pmemError('EINVAL', syscall, `timeoutMs must be a number >= 0, got ${String(opts.timeoutMs)}`, { path })
+    throw pmemError('EINVAL', syscall, `timeoutMs must be a number >= 0, got ${safeString(opts.timeoutMs)}`, { path })
   }
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
     throw pmemError('EINVAL', syscall, 'signal must be an AbortSignal', { path })
@@ -60,9 +60,9 @@ export function checkDevice(dev: unknown, syscall: string): asserts dev is FsDev
   }
   const ps = d.pageSize
   if (typeof ps !== 'number' || !Number.isInteger(ps) || ps < 4096 || (ps & (ps - 1)) !== 0 || ps > 1 << 24) {
-    throw pmemError('EINVAL', syscall, `page size ${String(ps)} is not a power of two in 4096..16 MiB`)
+    throw pmemError('EINVAL', syscall, `page size ${safeString(ps)} is not a power of two in 4096..16 MiB`)
   }
   if (typeof d.pageCount !== 'number' || !Number.isSafeInteger(d.pageCount) || d.pageCount < 1) {
-    throw pmemError('EINVAL', syscall, `bad page count ${String(d.pageCount)}`)
+    throw pmemError('EINVAL', syscall, `bad page count ${safeString(d.pageCount)}`)
   }
 }

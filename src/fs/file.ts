@@ -1,6 +1,6 @@
 /** An open file: argument checks, then the operations in io.ts / truncate.ts; mmap goes to the DAX layer. */
 import { inspect } from 'node:util'
-import { pmemError } from '../errors.js'
+import { pmemError, safeString } from '../errors.js'
 import { validateInt, validateOpts } from './check.js'
 import type { PmemFs } from './fs.js'
 import { closeFile, type FsNode, statIno } from './inodes.js'
@@ -190,7 +190,7 @@ export class PmemFile {
     }
     for (const k of ['write', 'sync'] as const) {
       if (opts[k] !== undefined && typeof opts[k] !== 'boolean') {
-        throw pmemError('EINVAL', 'mmap', `${k} must be a boolean, got ${typeof opts[k] === 'string' ? `'${String(opts[k])}'` : String(opts[k])}`, { path: this.path })
+        throw pmemError('EINVAL', 'mmap', `${k} must be a boolean, got ${typeof opts[k] === 'string' ? `'${safeString(opts[k])}'` : safeString(opts[k])}`, { path: this.path })
       }
     }
     const off = validateInt(offset, 'offset', 'mmap', this.path)

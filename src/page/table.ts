@@ -4,7 +4,7 @@
  * assembly/pages.ts, visible to worker threads (attach), waited on with
  * Atomics.waitAsync.
  */
-import { PmemuAbortError, PmemuError, pmemError } from '../errors.js'
+import { PmemuAbortError, PmemuError, pmemError, safeString } from '../errors.js'
 import { rootLogger, subsystemLogger, type Logger } from '../util/log.js'
 import type { ModelName } from '../region/types.js'
 import {
@@ -189,7 +189,7 @@ export class PageTable {
       throw pmemError('EINVAL', 'PageTable.create', `pageSize must be a power of two >= 4096, got ${pageSize}`)
     }
     if (!isModelName(model)) {
-      throw pmemError('EINVAL', 'PageTable.create', `model must be one of ${MODEL_NAMES.join(', ')}, got ${String(model)}`)
+      throw pmemError('EINVAL', 'PageTable.create', `model must be one of ${MODEL_NAMES.join(', ')}, got ${safeString(model)}`)
     }
     const log = subsystemLogger(rootLogger(opts.logger), 'pages')
     const module = await loadModule()
@@ -438,7 +438,7 @@ export class PageTable {
     this.#checkBound(op, pfn)
     const bit = SETTABLE_FLAGS[flag]
     if (bit === undefined) {
-      throw pmemError('EINVAL', op, `flag must be one of ${Object.keys(SETTABLE_FLAGS).join(', ')}, got ${String(flag)}`, { pfn })
+      throw pmemError('EINVAL', op, `flag must be one of ${Object.keys(SETTABLE_FLAGS).join(', ')}, got ${safeString(flag)}`, { pfn })
     }
     // poison is per page (PageHWPoison on the subpage); the others live on the head
     const target = bit === F_POISONED ? pfn : this.#x.head(pfn)
@@ -712,7 +712,7 @@ export class PageTable {
   /** Add to a counter of this thread's slot (upper layers: faults, folioFaults, truncates, ...). */
   bump(counter: CounterName, n = 1): void {
     const i = COUNTER_NAMES.indexOf(counter)
-    if (i < 0) throw pmemError('EINVAL', 'bump', `unknown counter ${String(counter)} (one of ${COUNTER_NAMES.join(', ')})`)
+    if (i < 0) throw pmemError('EINVAL', 'bump', `unknown counter ${safeString(counter)} (one of ${COUNTER_NAMES.join(', ')})`)
     if (!Number.isSafeInteger(n)) throw pmemError('EINVAL', 'bump', `n must be a whole number, got ${n}`)
     this.#x.bump(i, BigInt(n))
   }

@@ -12,7 +12,7 @@ import { resolve } from 'node:path'
 import { constants } from 'node:os'
 import { inspect } from 'node:util'
 import type { Logger } from 'pino'
-import { pmemError, wrapSystemError, PmemuError } from '../errors.js'
+import { pmemError, wrapSystemError, PmemuError, safeString } from '../errors.js'
 import { parseSize, formatBytes, type Size } from '../util/size.js'
 import { nativeShim, nativeAvailable } from './native.js'
 import { checkBoolean, checkOffset, describe } from '../util/check.js'
@@ -78,7 +78,7 @@ function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string
 function checkPageSize(pageSize: unknown): number {
   if (typeof pageSize !== 'number' || !Number.isSafeInteger(pageSize) || pageSize < 4096 ||
       pageSize > MAX_PAGE_SIZE || (pageSize & (pageSize - 1)) !== 0) {
-    throw pmemError('EINVAL', 'open', `page size must be a power of two from 4096 to 1 GiB, got ${String(pageSize)}`)
+    throw pmemError('EINVAL', 'open', `page size must be a power of two from 4096 to 1 GiB, got ${safeString(pageSize)}`)
   }
   return pageSize
 }
@@ -552,7 +552,7 @@ export class Region {
     this.live('crash')
     const keep = oneOf(opts.keep, ['none', 'all', 'random'] as const, 'keep', 'random')
     if (opts.seed !== undefined && (!Number.isSafeInteger(opts.seed))) {
-      throw pmemError('EINVAL', 'crash', `seed must be an integer, got ${String(opts.seed)}`)
+      throw pmemError('EINVAL', 'crash', `seed must be an integer, got ${safeString(opts.seed)}`)
     }
     const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31)
     if (this.persistence === 'eadr' || !this.shadow) {
