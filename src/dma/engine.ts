@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { PmemuAbortError, PmemuError, isPmemuError, pmemError, safeString } from '../errors.js'
-import { PTE_NONE, type DaxMappingLike, type MappingShare } from '../dax/types.js'
+import { PTE_NONE, type DaxMappingLike, type MappingShare } from '../dax/index.js'
 import type { Device } from '../region/index.js'
 import { subsystemLogger } from '../util/log.js'
 import { parseSize } from '../util/size.js'

@@ -95,9 +95,15 @@ export function allocFile(st: FsState, tx: Tx, inode: Inode, l: number, k: numbe
 
 /** Free a run of blocks in a transaction; data blocks of regular files go through the onFree hook. */
 export function freeBlocks(st: FsState, tx: Tx, p: number, n: number, data: { ino: number; index: number } | null): void {
-  const onFree = st.onFree
+  const hooks = st.hooks.onFree
   if (n <= 0) return
-  if (!data || !onFree) { tx.freed.push([p, n]); return }
+  if (!data || hooks.length === 0) { tx.freed.push([p, n]); return }
+  // Every extension is asked (the DAX layer drops its page-cache entry in it); one false quarantines.
+  const onFree = hooks.length === 1 ? hooks[0]! : (pfn: number, info: { ino: number; index: number }): boolean => {
+    let keep = true
+    for (const h of hooks) if (h(pfn, info) === false) keep = false
+    return keep
+  }
   // The hook is per block (the DAX layer deletes one page-cache entry and
   // frees one page per call); everything around it is per run: the run is
   // split only where the hook's answer changes, and each piece is one

@@ -180,8 +180,8 @@ export class PmemFile {
   release(): void { this.node.release() }
 
   /**
-   * Map [offset, offset+length) of the file. Calls the factory installed with
-   * fs.setMmapFactory (the DAX layer); without one, EOPNOTSUPP.
+   * Map [offset, offset+length) of the file. Built by the extension that
+   * provides mmap (the DAX layer, through fs.attach); without one, EOPNOTSUPP.
    */
   mmap(offset: number, length: number, opts: { write?: boolean; sync?: boolean; [k: string]: unknown } = {}): MmapResult {
     this.check('mmap')
@@ -205,8 +205,8 @@ export class PmemFile {
     if (this.node.isDirectory) throw pmemError('ENODEV', 'mmap', 'cannot map a directory', { path: this.path })
     if (!this.flags.read) throw pmemError('EACCES', 'mmap', 'file not open for reading', { path: this.path })
     if (opts.write && !this.flags.write) throw pmemError('EACCES', 'mmap', 'writable mapping of a file not open for writing', { path: this.path })
-    const factory = this.#s.mmapFactory
-    if (!factory) throw pmemError('EOPNOTSUPP', 'mmap', 'no DAX layer installed (fs.setMmapFactory)', { path: this.path })
-    return factory(this, off, len, { ...opts, write: opts.write === true, sync: opts.sync === true })
+    const provider = this.#s.hooks.mmap
+    if (!provider) throw pmemError('EOPNOTSUPP', 'mmap', 'no DAX layer installed (no extension attached with fs.attach provides mmap)', { path: this.path })
+    return provider.fn(this, off, len, { ...opts, write: opts.write === true, sync: opts.sync === true })
   }
 }

@@ -12,11 +12,12 @@
  * an O_TRUNC open, which await the layout-break hook the DAX layer installs;
  * they are serialised per inode by a lock, other files are not held up.
  *
- * Seams for the layers above (documented on the methods):
- *   DAX:    fs.setMmapFactory, fs.setLayoutBreaker, fs.setOnFree,
- *           file.node / FsNode.pfnAt / extentAt / allocateForFault / hold / release
- *   faults: fs.setIoHooks (every data read/write passes one place), fs.shutdown,
- *           fs.blockOwner, quarantine (fs.quarantined / releaseQuarantine)
+ * Seams for the layers above:
+ *   fs.attach(ext: FsExtension): Detach — the one way upper layers extend the
+ *           fs (DAX: mmap, breakLayout, onFree, beforeUnmount; faults:
+ *           checkDataRead/checkDataWrite/afterDataWrite/checkMetaRead); see types.ts
+ *   DAX:    file.node / FsNode.pfnAt / extentAt / allocateForFault / hold / release
+ *   faults: fs.shutdown, fs.blockOwner, quarantine (fs.quarantined / releaseQuarantine)
  *   crash:  onCrashPoint option / fs.onCrashPoint, dev.onCrash -> ENXIO
  */
 import { inspect } from 'node:util'
@@ -33,13 +34,14 @@ import * as ops from './ops.js'
 import * as owner from './owner.js'
 import type { FsState } from './state.js'
 import type { PmemStats } from './stats.js'
-import type { BlockOwner, FsInfo, IoHooks, LayoutBreaker, MkfsOptions, MmapFactory, MountOptions, OnFree, StatFs } from './types.js'
+import { attachExtension } from './extension.js'
+import type { BlockOwner, Detach, FsExtension, FsInfo, MkfsOptions, MountOptions, StatFs } from './types.js'
 
 export { CRASH_POINTS }
 export type { CrashPoint, CrashPointHook }
 export type {
   Progress, ProgressFn, MountOptions, MkfsOptions, StatFs, TruncateOptions, LayoutBreakOptions, LayoutBreaker, OnFree,
-  MmapResult, MmapFactory, MmapOptions, IoContext, IoHooks, BlockOwner, FsInfo,
+  MmapResult, MmapFactory, MmapOptions, IoContext, BlockOwner, FsInfo, FsExtension, ReadRefusal, Detach,
 } from './types.js'
 export { isMounted } from './state.js'
 export { PmemStats } from './stats.js'
@@ -70,16 +72,15 @@ export class PmemFs {
   get onCrashPoint(): CrashPointHook | undefined { return this.#s.journal.hook }
   set onCrashPoint(fn: CrashPointHook | undefined) { this.#s.journal.hook = fn }
 
-  setLayoutBreaker(fn: LayoutBreaker | undefined): void { this.#s.layoutBreaker = fn }
-  setOnFree(fn: OnFree | undefined): void { this.#s.onFree = fn }
-  setMmapFactory(fn: MmapFactory | undefined): void { this.#s.mmapFactory = fn }
-  setIoHooks(hooks: IoHooks | undefined): void { this.#s.ioHooks = hooks ?? {} }
   /**
-   * Called at the start of unmount (and of fsck's repair unmount), before
-   * files are closed and orphans released: the DAX layer unmaps everything
-   * here so no mapping outlives the blocks it maps.
+   * Plug an upper layer into this fs (the DAX layer, fault injection): its
+   * hooks run on the paths documented on FsExtension; several extensions
+   * compose. Returns the function that detaches it again.
    */
-  setBeforeUnmount(fn: (() => void) | undefined): void { this.#s.beforeUnmount = fn }
+  attach(ext: FsExtension): Detach { return attachExtension(this.#s, ext) }
+
+  /** Throws the error every call fails with once the fs is shut down, gone with its device, or unmounted. */
+  assertLive(syscall: string, path?: string): void { this.#s.live(syscall, path) }
 
   get label(): string { return this.#s.sb.label }
   get uuid(): string { return formatUuid(this.#s.sb.uuid) }
@@ -109,14 +110,6 @@ export class PmemFs {
    * mounted again (as after a crash).
    */
   shutdown(reason: string, code: 'EIO' | 'ENXIO' = 'EIO'): void { this.#s.shutdown(reason, code) }
-
-  /** @internal use mount() */
-  static _mount(dev: FsDevice, opts: MountOptions = {}): PmemFs { return new PmemFs(mountState(dev, opts)) }
-  /** @internal use mkfs() */
-  static _format(dev: FsDevice, opts: MkfsOptions = {}): void { formatDevice(dev, opts) }
-
-  /** @internal throws the right error when the fs can no longer be used. */
-  _live(syscall: string, path?: string): void { this.#s.live(syscall, path) }
 
   // ------------------------------------------------------------ public API
 
@@ -189,12 +182,6 @@ export class PmemFs {
 
   /** Close every file, release orphans, mark the superblock clean. On a crashed or shut-down fs it only detaches. */
   async unmount(): Promise<void> { unmountSync(this.#s) }
-
-  /** @internal */
-  _unmountSync(): void { unmountSync(this.#s) }
-
-  /** @internal fsck repair: link unreachable inodes into /lost+found as '#<ino>'. Returns what failed. */
-  _attachLost(inos: number[]): string[] { return ops.attachLost(this.#s, inos) }
 
   /** Who owns block `pfn` (reverse map, for the fault layer). O(extents). */
   blockOwner(pfn: number): BlockOwner { return owner.blockOwner(this.#s, pfn) }

@@ -6,6 +6,7 @@ import { dataRead, dataWrite } from './dataio.js'
 import { forEachRun, mapBlock } from './extents.js'
 import { flushTimes, type FsNode } from './inodes.js'
 import { type Extent, HUGE_BYTES } from './layout.js'
+import type { ReadRefusal } from './types.js'
 import type { FsState } from './state.js'
 import { abort, mut, Tx } from './tx.js'
 
@@ -21,21 +22,29 @@ export function readAt(st: FsState, node: FsNode, buf: Uint8Array, pos: number, 
   const l0 = Math.floor(pos / bs)
   const l1 = Math.ceil((pos + n) / bs)
   let at = pos
+  let refusal: ReadRefusal | undefined
   try {
     forEachRun(inode.extents, l0, l1, (l, k, p) => {
+      if (refusal) return
       const s = Math.max(pos, l * bs)
       const e = Math.min(pos + n, (l + k) * bs)
       at = s
       const dst = buf.subarray(s - pos, e - pos)
       if (p === null) dst.fill(0)
-      else dataRead(st, p * bs + (s - l * bs), dst, { ino: node.ino, fileOffset: s })
+      else refusal = dataRead(st, p * bs + (s - l * bs), dst, { ino: node.ino, fileOffset: s })
     })
   } catch (e) {
-    // A refused read (poison): tell the caller how many bytes at the start of buf are good.
     if (e instanceof PmemuError) {
-      const clean = (e as { cleanBytes?: unknown }).cleanBytes
-      ;(e as { bytesRead?: number }).bytesRead = at - pos + (typeof clean === 'number' ? clean : 0)
-      delete (e as { cleanBytes?: unknown }).cleanBytes
+      ;(e as { bytesRead?: number }).bytesRead = at - pos
+      if (e.path === undefined) e.path = path
+    }
+    throw e
+  }
+  if (refusal) {
+    // A refused read (poison): tell the caller how many bytes at the start of buf are good.
+    const e = refusal.error
+    if (e instanceof PmemuError) {
+      ;(e as { bytesRead?: number }).bytesRead = at - pos + refusal.readable
       if (e.path === undefined) e.path = path
     }
     throw e

@@ -146,7 +146,7 @@ export function recoverOrphans(st: FsState): void {
 /** @internal */
 export function unmountSync(st: FsState): void {
   if (st.unmounted) throw pmemError('EINVAL', 'umount', 'file system is not mounted')
-  st.beforeUnmount?.()
+  for (const fn of st.hooks.beforeUnmount) fn()
   const wasDead = st.dead
   for (const f of [...st.files]) {
     if (!f.isClosed) { try { f._forceClose() } catch { /* dead fs */ } }

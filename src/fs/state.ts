@@ -21,7 +21,8 @@ import { FIRST_FREE_INO, MAX_LOGICAL_BLOCKS, type Inode, type Superblock } from 
 import type { FsNode } from './inodes.js'
 import type { PmemFile } from './file.js'
 import type { PmemFs } from './fs.js'
-import type { DirMem, IoHooks, LayoutBreaker, MmapFactory, MountOptions, OnFree } from './types.js'
+import { emptyHooks, type Hooks } from './extension.js'
+import type { DirMem, FsExtension, MountOptions } from './types.js'
 
 /** The state mounted on each device object in this process. */
 export const mountedOn = new WeakMap<FsDevice, FsState>()
@@ -51,11 +52,9 @@ export class FsState {
   unmounted = false
   unsubscribeCrash: (() => void) | undefined
   log: Logger
-  layoutBreaker: LayoutBreaker | undefined
-  onFree: OnFree | undefined
-  ioHooks: IoHooks = {}
-  beforeUnmount: (() => void) | undefined
-  mmapFactory: MmapFactory | undefined
+  /** Attached extensions (fs.attach), in attach order, and their hooks per kind. */
+  extensions: FsExtension[] = []
+  hooks: Hooks = emptyHooks()
 
   constructor(dev: FsDevice, sb: Superblock, opts: MountOptions) {
     this.device = dev

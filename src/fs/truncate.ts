@@ -13,8 +13,9 @@ import type { LayoutBreakOptions, TruncateOptions } from './types.js'
 
 export async function breakLayout(st: FsState, file: PmemFile, first: number, end: number, opts: TruncateOptions, reason: LayoutBreakOptions['reason'], syscall: string): Promise<void> {
   if (opts.signal?.aborted) throw new PmemuAbortError(syscall, { path: file.path })
-  const fn = st.layoutBreaker
-  if (fn && end > first) {
+  if (end <= first) return
+  // Each extension's break in turn (a snapshot: one attached meanwhile waits for the next break).
+  for (const fn of st.hooks.breakLayout) {
     await fn(file, first, end, { signal: opts.signal, timeoutMs: opts.timeoutMs, reason })
     st.live(syscall, file.path)
   }

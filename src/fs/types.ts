@@ -1,6 +1,6 @@
 /**
  * Types of the file system's public surface and of the seams the layers
- * above plug into (DAX: mmap factory, layout breaker, onFree; faults: I/O hooks).
+ * above plug into (FsExtension: DAX and fault injection attach through fs.attach).
  */
 import type { CrashPointHook } from './journal.js'
 import type { DirEntry } from './layout.js'
@@ -70,19 +70,56 @@ export interface MmapResult {}
 export type MmapFactory = (file: PmemFile, offset: number, length: number, opts: MmapOptions) => MmapResult
 export interface MmapOptions { write: boolean; sync: boolean; [k: string]: unknown }
 
-/** Context passed to I/O hooks. */
+/** Where a data read or write lands: the file's inode and the file offset of the range's first byte. */
 export interface IoContext { ino: number; fileOffset: number }
+
+/** A data read an extension refuses: the first `readable` bytes are copied, then `error` is thrown. */
+export interface ReadRefusal { readonly readable: number; readonly error: Error }
+
 /**
- * Every data read and write goes through these (poison checks, recovery
- * writes). beforeMetaRead guards metadata reads: if it throws, the fs shuts
- * down (EIO), as XFS does on a metadata memory failure.
+ * What an upper layer plugs into a mounted fs with `fs.attach(ext)`: the DAX
+ * layer (mmap, layout break, onFree, unmount teardown) and fault injection
+ * (poison checks on every data and metadata access). Every hook is optional;
+ * several extensions compose as documented on each hook. Hooks answer with
+ * return values; none of them passes data on a thrown error.
  */
-export interface IoHooks {
-  beforeDataRead?: (devOffset: number, length: number, ctx: IoContext) => void
-  beforeDataWrite?: (devOffset: number, length: number, ctx: IoContext) => void
-  afterDataWrite?: (devOffset: number, length: number, ctx: IoContext) => void
-  beforeMetaRead?: (devOffset: number, length: number, what: string) => void
+export interface FsExtension {
+  /** Names the extension in errors (e.g. 'dax', 'faults'). */
+  readonly name: string
+  /** Build what `file.mmap()` returns. At most one attached extension provides it (else EBUSY at attach). */
+  mmap?(file: PmemFile, offset: number, length: number, opts: MmapOptions): MmapResult
+  /**
+   * Unmap file pages [firstPage, endPage) from every mapping and wait (per the
+   * refcount model) until they may be freed. Rejecting (ETIMEDOUT, AbortError…)
+   * cancels the truncate/punch-hole with nothing changed. Extensions run one
+   * after another in attach order; the first rejection wins.
+   */
+  breakLayout?(file: PmemFile, firstPage: number, endPage: number, opts: LayoutBreakOptions): Promise<void>
+  /**
+   * Called for each data block of a regular file about to be freed. Return
+   * false to quarantine it instead (it stays allocated, owned by the quarantine
+   * inode, never handed out again until releaseQuarantine). Every extension is
+   * asked; one false quarantines.
+   */
+  onFree?(pfn: number, info: { ino: number; index: number }): boolean | void
+  /** Before a data read: a refusal (poison) or nothing. The refusal with the fewest readable bytes wins. */
+  checkDataRead?(devOffset: number, length: number, ctx: IoContext): ReadRefusal | undefined | void
+  /** Before a data store: an error refuses it (nothing of the range is stored), nothing lets it through. */
+  checkDataWrite?(devOffset: number, length: number, ctx: IoContext): Error | undefined | void
+  /** After a data store (e.g. a recovery write clearing poison). */
+  afterDataWrite?(devOffset: number, length: number, ctx: IoContext): void
+  /** Before a metadata read: an error shuts the fs down (EIO), as XFS does on a metadata memory failure. */
+  checkMetaRead?(devOffset: number, length: number, what: string): Error | undefined | void
+  /**
+   * At the start of unmount (and of fsck's repair unmount), before files are
+   * closed and orphans released: the DAX layer unmaps everything here so no
+   * mapping outlives the blocks it maps. Called for every extension, in attach order.
+   */
+  beforeUnmount?(): void
 }
+
+/** Undo an attach (idempotent). */
+export type Detach = () => void
 
 export type BlockOwner =
   | { kind: 'superblock' | 'backup-superblock' | 'journal' | 'bitmap' | 'inode-table' | 'free' | 'unowned' }
