@@ -38,7 +38,7 @@ export const H_PAGESIZE: u32 = HDR + 12
 export const H_MODEL: u32 = HDR + 16
 export const H_STRICT: u32 = HDR + 20
 export const H_TRACKGETS: u32 = HDR + 24
-export const H_BOUND: u32 = HDR + 28
+export const H_BOUND: u32 = HDR + 28 // 1 bound, 0 unbound, 2 device closed: every counting path refuses unless 1
 
 // --- header: model constants ---------------------------------------------------
 export const M_IDLE: u32 = HDR + 64 // idle refcount (the floor)
@@ -127,3 +127,5 @@ export const V_DOUBLE_ENTRY: i32 = 5
 export const V_MISSING_ENTRY: i32 = 6
 export const V_HAZARD: i32 = 7
 export const V_TWO_FILES: i32 = 8
+/** Not a violation: the table is unbound or its device closed (H_BOUND != 1); nothing was done. JS throws ENXIO. */
+export const ST_UNBOUND: i32 = 0x80

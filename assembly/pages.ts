@@ -6,7 +6,7 @@ import {
   HDR, RECORDS, RECORD_SHIFT,
   R_REF, R_MAP, R_PIN, R_FLAGS, R_INODE, R_INDEX, R_ORDER, R_GETS,
   F_HEAD, F_TAIL, F_ENTRY, F_LOCKED, F_DIRTY,
-  H_PAGECOUNT, H_MODEL, H_STRICT, H_TRACKGETS,
+  H_PAGECOUNT, H_MODEL, H_STRICT, H_TRACKGETS, H_BOUND, ST_UNBOUND,
   M_IDLE, M_PGMAP, M_WAKE, M_BUSY, M_FOLIOS, M_ENTRY_REF, M_MAP_REF,
   PG_TRANSIENT, PG_PER_PAGE, WAKE_TO_IDLE, WAKE_ON_UNPIN, BUSY_ABOVE_IDLE, BUSY_DMA_PINNED,
   T_EVENTS, E_REF, E_REF_FOLIO, E_PIN_FOLIO, E_MAP, E_GETS, E_FLAGS, E_INVERSE, E_STAT,
@@ -21,7 +21,7 @@ import {
 } from './layout'
 
 // Layout, exported as globals so that the TypeScript side can verify its mirror.
-export { HDR, RECORDS, RECORD_SHIFT, T_EVENTS, H_PGMAP_REFS, H_WAITERS, H_RING_HEAD, H_PGMAP_SEQ, STATS, RING }
+export { HDR, RECORDS, RECORD_SHIFT, T_EVENTS, H_PGMAP_REFS, H_WAITERS, H_RING_HEAD, H_PGMAP_SEQ, STATS, RING, H_BOUND, ST_UNBOUND }
 
 const PIN_BIAS: i32 = 1024 // GUP_PIN_COUNTING_BIAS
 
@@ -225,6 +225,8 @@ function edge(pfn: u32, r: u32, ev: i32, rf: i32, d: i32, old: i32, nw: i32, n: 
  * kind; in strict mode a violating operation is undone before returning.
  */
 function applyAt(pfn: u32, ev: i32, n: i32): i32 {
+  // An unbound table or a closed device: nothing is counted (the fast lanes come here too).
+  if (atomic.load<i32>(H_BOUND) != 1) return ST_UNBOUND
   const r = rec(pfn)
   const row = T_EVENTS + (<u32>ev << 5)
   const rf = load<i32>(row, E_FLAGS)
@@ -321,7 +323,8 @@ let pendingOld: i32 = 0
  */
 @inline function hot(pfn: u32, ev: i32, d: i32, slow: u32, t: i32, w: i32, k: u32, a: u32): i32 {
   const r = rec(pfn)
-  if ((load<u32>(r, R_FLAGS) | slow) & (F_HEAD | F_TAIL)) return NEED_GENERIC
+  // A folio, or an unbound table / closed device (H_BOUND != 1: applyAt refuses): the generic path.
+  if ((((load<u32>(r, R_FLAGS) | slow) & (F_HEAD | F_TAIL)) | (load<u32>(H_BOUND) ^ 1)) != 0) return NEED_GENERIC
   const old = atomic.add<i32>(r + R_REF, d)
   if (old <= t) {
     const nw = old + d
@@ -392,6 +395,7 @@ export function rangeStop(): u32 { return lastStop }
  * (rangeStop() tells where).
  */
 export function range(ev: i32, pfn: u32, count: u32): i32 {
+  if (atomic.load<i32>(H_BOUND) != 1) { lastStop = pfn; return ST_UNBOUND }
   const row = T_EVENTS + (<u32>ev << 5)
   const rf = load<i32>(row, E_FLAGS)
   const walk = (rf & EF_WALK) != 0 && load<i32>(M_PGMAP) == PG_TRANSIENT
@@ -542,8 +546,9 @@ function rollback(ev: i32, from: u32, to: u32): void {
 }
 
 /** page_maybe_dma_pinned(): folio head pincount > 0, small page refcount >= 1024. */
-export function maybeDmaPinned(pfn: u32): bool {
-  return busyAt(headOf(pfn), BUSY_DMA_PINNED)
+export function maybeDmaPinned(pfn: u32): i32 {
+  if (atomic.load<i32>(H_BOUND) != 1) return ST_UNBOUND
+  return busyAt(headOf(pfn), BUSY_DMA_PINNED) ? 1 : 0
 }
 
 /**

@@ -4,7 +4,7 @@
  * cannot run yet (bench/layers.ts `needLayers`), and list it here.
  */
 import type { Benchmark } from './types.js'
-import { memcpyBw, open64g, sideTable } from './paths/region.js'
+import { memcpyBw, open64g, persistPath, sideTable } from './paths/region.js'
 import { folioPin, getPut, pinSweep, pinUnpin } from './paths/refcount.js'
 import { contention } from './paths/contention.js'
 import { fsTimes } from './paths/fs.js'
@@ -15,6 +15,7 @@ import { daxViewFaults } from './paths/range.js'
 export const BENCHMARKS: readonly Benchmark[] = [
   sideTable,
   memcpyBw,
+  persistPath,
   fsTimes,
   open64g,
   getPut,

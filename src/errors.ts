@@ -86,6 +86,16 @@ export function describeValue(v: unknown): string {
   }
 }
 
+/**
+ * `String(v)` for a message, never throwing: primitives as String() gives
+ * them (a Symbol too), objects and functions described by kind (their
+ * toString/valueOf are never called).
+ */
+export function safeString(v: unknown): string {
+  if (v === null || (typeof v !== 'object' && typeof v !== 'function')) return String(v)
+  return describeValue(v)
+}
+
 export class PmemuError extends Error {
   readonly code: ErrorCode
   /** The positive Linux errno of `code`; 0 for SIGBUS and ABORT_ERR, which are not errnos. */

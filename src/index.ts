@@ -32,7 +32,7 @@ export type {
 
 // DAX mappings (SPEC §5)
 export { DaxMapping, PTE_NONE, mmap, attachDax, daxOf } from './dax/index.js'
-export type { MmapOptions, MappingShare, DaxMappingLike, ViewSegment, MemoryFailureEvent } from './dax/index.js'
+export type { MmapOptions, MappingShare, DaxMappingLike, ViewSegment, MemoryFailureEvent, MappingCapabilities, ZapReason } from './dax/index.js'
 
 // The DMA engine (SPEC §6)
 export { DmaEngine } from './dma/index.js'

@@ -267,8 +267,37 @@ t.test('toNodeFs has the whole node:fs shape: dual methods, fd callbacks, ENOSYS
   t.equal(await new Promise(resolve => fs.stat('/nope', (e: { code: string; syscall: string }) => resolve(`${e.code} ${e.syscall}`))), 'ENOENT stat')
   // promise style still works on the module shape
   t.equal(await fs.readFile('/cb', 'utf8'), 'hello')
-  // not offered yet: present and failing with a typed ENOSYS, never the host
-  for (const name of ['readFileSync', 'existsSync', 'statSync', 'watch']) {
+  // real *Sync forms on the pmemu fs
+  t.equal(fs.readFileSync('/cb', 'utf8'), 'hello')
+  t.equal(fs.existsSync('/cb'), true)
+  t.equal(fs.existsSync('/nope'), false)
+  t.equal(fs.statSync('/cb').size, 5)
+  t.equal(fs.statSync('/nope', { throwIfNoEntry: false }), undefined)
+  t.throws(() => fs.statSync('/nope'), { code: 'ENOENT', syscall: 'stat', path: '/nope' })
+  fs.writeFileSync('/cb', 'hello, world', { flush: true })
+  t.equal(fs.readFileSync('/cb', 'utf8'), 'hello, world', 'a longer replacement needs no shrink')
+  // A shrink may wait for DAX mappings and DMA pins, which a *Sync call cannot: EAGAIN, nothing changed.
+  t.throws(() => fs.writeFileSync('/cb', 'hi'), { code: 'EAGAIN', syscall: 'open' })
+  t.equal(fs.readFileSync('/cb', 'utf8'), 'hello, world')
+  t.throws(() => fs.openSync('/cb', 'w'), { code: 'EAGAIN' })
+  t.throws(() => fs.truncateSync('/cb', 1), { code: 'EAGAIN', syscall: 'ftruncate' })
+  fs.truncateSync('/cb', 20)
+  t.equal(fs.statSync('/cb').size, 20, 'growing is fine')
+  const sfd = fs.openSync('/cb', 'r+')
+  t.equal(fs.writeSync(sfd, 'HE', 0), 2)
+  const sb = Buffer.alloc(5)
+  t.equal(fs.readSync(sfd, sb, 0, 5, 0), 5)
+  t.equal(sb.toString(), 'HEllo')
+  fs.fsyncSync(sfd)
+  fs.closeSync(sfd)
+  t.throws(() => fs.fstatSync(sfd), { code: 'EBADF' })
+  fs.mkdirSync('/s/t', { recursive: true })
+  fs.renameSync('/s/t', '/s/u')
+  t.same(fs.readdirSync('/s'), ['u'])
+  fs.rmSync('/s', { recursive: true })
+  t.equal(fs.existsSync('/s'), false)
+  // not offered: present and failing with a typed ENOSYS, never the host
+  for (const name of ['copyFileSync', 'symlinkSync', 'watch']) {
     t.throws(() => fs[name]('/cb'), { code: 'ENOSYS' }, `${name} fails with ENOSYS`)
   }
   t.equal(await new Promise(resolve => fs.cp('/cb', '/x', (e: { code: string }) => resolve(e.code))), 'ENOSYS')

@@ -66,7 +66,16 @@ t.test('the report is well formed', async t => {
       t.ok(r?.c !== undefined && r.ratio !== undefined && r.floor !== undefined && r.floorRatio !== undefined, `${path} ${model}: c, ratio, floor`)
       t.ok(r?.spread !== undefined, `${path} ${model}: timed paired with C`)
     }
+    // figures measured in rounds carry their spread, so --compare can tell noise from change
+    for (const path of ['fault', 'unmap', 'truncate', 'dma-copy-to-device', 'unpin-to-truncate']) {
+      const r = report.results.find(x => x.path === path && x.model === model)
+      t.ok(r?.jsSpread && (r.samples ?? 0) > 1, `${path} ${model}: spread over ${r?.samples} samples`)
+    }
     t.ok(report.results.find(x => x.path === 'open-256m' && x.model === model && x.unit === 'ms'), `open ${model}`)
+  }
+  for (const path of ['persist-64', 'persist-4k', 'persist-64k']) {
+    const r = report.results.find(x => x.path === path)
+    t.ok(r && r.c !== undefined && r.spread !== undefined && r.unit === 'ns/op', `${path}: dev.persist paired with a C flush loop`)
   }
   const side = report.results.find(x => x.path === 'side-table')
   t.equal(side?.unit, 'B/page')

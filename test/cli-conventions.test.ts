@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { openDevice, mount } from '../src/index.js'
-import { main } from '../src/cli/main.js'
+import { cli } from './fixtures/cli.js'
 import { runBenchCommand } from '../src/cli/bench.js'
 import { TINY_BUDGET } from '../bench/index.js'
 
@@ -21,21 +21,6 @@ const hash = (f: string) => createHash('sha256').update(readFileSync(f)).digest(
 let n = 0
 const file = () => join(dir, `d${n++}.pmem`)
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = ''
-  let err = ''
-  const ow = process.stdout.write.bind(process.stdout)
-  const ew = process.stderr.write.bind(process.stderr)
-  process.stdout.write = ((s: string) => { out += s; return true }) as typeof process.stdout.write
-  process.stderr.write = ((s: string) => { err += s; return true }) as typeof process.stderr.write
-  try {
-    return { code: await main(['node', 'pmemu', ...args]), out, err }
-  } finally {
-    process.stdout.write = ow
-    process.stderr.write = ew
-    process.exitCode = 0
-  }
-}
 
 /** A device with a file system holding one file. */
 async function withFile(): Promise<string> {

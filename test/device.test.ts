@@ -3,29 +3,13 @@ import { mkdtempSync, existsSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openDevice, isPmemuError } from '../src/index.js'
-import { main } from '../src/cli/main.js'
+import { cli } from './fixtures/cli.js'
 
 const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pmemu-dev-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 let n = 0
 const file = () => join(dir, `d${n++}.pmem`)
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = ''
-  let err = ''
-  const ow = process.stdout.write.bind(process.stdout)
-  const ew = process.stderr.write.bind(process.stderr)
-  process.stdout.write = ((s: string) => { out += s; return true }) as typeof process.stdout.write
-  process.stderr.write = ((s: string) => { err += s; return true }) as typeof process.stderr.write
-  try {
-    const code = await main(['node', 'pmemu', ...args])
-    return { code, out, err }
-  } finally {
-    process.stdout.write = ow
-    process.stderr.write = ew
-    process.exitCode = 0
-  }
-}
 
 t.test('openDevice: identity, defaults and the memory backend', async t => {
   const dev = await openDevice(undefined, { size: '64MiB' })

@@ -4,6 +4,7 @@ import { openDevice } from '../src/region/index.js'
 import { PmemuError } from '../src/errors.js'
 import {
   mkfs, mount, fsck, fsInfo, crc32c, CRASH_POINTS, PmemFs, type FsDevice, type PmemFile,
+  type FsExtension,
 } from '../src/fs/index.js'
 import { parsePath } from '../src/fs/path.js'
 import { decodeSuperblock, SB_SIZE, INODE_SIZE, encodeInode, decodeInode } from '../src/fs/layout.js'
@@ -481,7 +482,10 @@ t.test('DAX seams: layout breaker, onFree quarantine, hold/release, mmap factory
   const data = pattern(40960, 10)
   f.write(data, 0)
   const calls: Array<[number, number, number, string]> = []
-  fs.setLayoutBreaker(async (file, first, end, o) => { calls.push([file.ino, first, end, o.reason]) })
+  // one test extension at a time, replaced as the old setters were
+  let detach: (() => void) | undefined
+  const use = (ext?: Omit<FsExtension, 'name'>): void => { detach?.(); detach = ext ? fs.attach({ name: 'test', ...ext }) : undefined }
+  use({ breakLayout: async (file, first, end, o) => { calls.push([file.ino, first, end, o.reason]) } })
   await f.truncate(10000)
   // the block holding the new EOF (2: bytes 8192..12287) is zeroed past 10000 in place: it is broken too
   t.same(calls, [[f.ino, 2, 10, 'truncate']])
@@ -490,13 +494,13 @@ t.test('DAX seams: layout breaker, onFree quarantine, hold/release, mmap factory
   // a rejecting breaker: nothing changes
   f.write(data, 0)
   const before = { size: f.stat().size, blocks: f.stat().allocatedBlocks, free: fs.statfs().free }
-  fs.setLayoutBreaker(async () => { throw Object.assign(new PmemuError('ETIMEDOUT', 'truncate', 'pages busy'), {}) })
+  use({ breakLayout: async () => { throw Object.assign(new PmemuError('ETIMEDOUT', 'truncate', 'pages busy'), {}) } })
   t.equal(await code(f.truncate(0)), 'ETIMEDOUT')
   t.equal(await code(f.punchHole(0, 40960)), 'ETIMEDOUT')
   t.same({ size: f.stat().size, blocks: f.stat().allocatedBlocks, free: fs.statfs().free }, before)
   t.ok(eqBytes(await readAll(f), data), 'bytes unchanged')
   // abort signal
-  fs.setLayoutBreaker(undefined)
+  use()
   const ac = new AbortController()
   ac.abort()
   const ab = await f.truncate(0, { signal: ac.signal }).catch(e => e)
@@ -507,10 +511,12 @@ t.test('DAX seams: layout breaker, onFree quarantine, hold/release, mmap factory
   const order: string[] = []
   let release!: () => void
   const gate = new Promise<void>(r => { release = r })
-  fs.setLayoutBreaker(async (file, first) => {
-    order.push(`start ${file.path} ${first}`)
-    if (file.path === '/f' && first === 4) await gate
-    order.push(`end ${file.path} ${first}`)
+  use({
+    breakLayout: async (file, first) => {
+      order.push(`start ${file.path} ${first}`)
+      if (file.path === '/f' && first === 4) await gate
+      order.push(`end ${file.path} ${first}`)
+    },
   })
   const g = await fs.open('/g', 'w+')
   g.write(data, 0)
@@ -523,11 +529,11 @@ t.test('DAX seams: layout breaker, onFree quarantine, hold/release, mmap factory
   await Promise.all([p1, p2])
   t.same(order.slice(3), ['end /f 4', 'start /f 1', 'end /f 1'])
   t.equal(f.stat().size, 8000)
-  fs.setLayoutBreaker(undefined)
+  use()
   // onFree: quarantine odd blocks
   f.write(data, 0)
   const q: number[] = []
-  fs.setOnFree(pfn => { if (pfn % 2) { q.push(pfn); return false } return true })
+  use({ onFree: pfn => { if (pfn % 2) { q.push(pfn); return false } return true } })
   const free0 = fs.statfs().free
   await f.truncate(0)
   t.ok(q.length >= 4)
@@ -535,7 +541,7 @@ t.test('DAX seams: layout breaker, onFree quarantine, hold/release, mmap factory
   t.equal(fs.statfs().free, free0 + 10 - q.length)
   t.same(fs.quarantined().flatMap(([p, n]) => Array.from({ length: n }, (_, i) => p + i)), q)
   t.equal(fs.blockOwner(q[0]!).kind, 'quarantine')
-  fs.setOnFree(undefined)
+  use()
   // quarantined blocks are never handed out
   await writeFile(fs, '/fill', pattern(fs.statfs().free * 4096, 11))
   const fill = await fs.open('/fill', 'r')
@@ -565,7 +571,7 @@ t.test('DAX seams: layout breaker, onFree quarantine, hold/release, mmap factory
   t.equal(fs2.statfs().free, hf + 2, 'released: blocks freed')
   // mmap factory
   const seen: unknown[] = []
-  fs2.setMmapFactory((file, off, len, o) => { seen.push([file.ino, off, len, o.write]); return { mapping: true } as never })
+  fs2.attach({ name: 'test-mmap', mmap: (file, off, len, o) => { seen.push([file.ino, off, len, o.write]); return { mapping: true } as never } })
   const m = await fs2.open('/m', 'w+')
   t.same(m.mmap(0, 8192, { write: true }), { mapping: true })
   t.same(seen, [[m.ino, 0, 8192, true]])
@@ -575,9 +581,10 @@ t.test('DAX seams: layout breaker, onFree quarantine, hold/release, mmap factory
   // io hooks: a poisoned data read fails typed; a metadata read failure shuts the fs down
   m.write(pattern(4096, 13), 0)
   const bad = m.pfnAt(0)! * 4096
-  fs2.setIoHooks({
-    beforeDataRead: (off, len) => { if (off < bad + 4096 && off + len > bad) throw new PmemuError('EHWPOISON', 'read', 'poisoned', { offset: off }) },
-    beforeMetaRead: () => { throw new PmemuError('EHWPOISON', 'read', 'poisoned metadata') },
+  fs2.attach({
+    name: 'test-poison',
+    checkDataRead: (off, len) => off < bad + 4096 && off + len > bad ? { readable: 0, error: new PmemuError('EHWPOISON', 'read', 'poisoned', { offset: off }) } : undefined,
+    checkMetaRead: () => new PmemuError('EHWPOISON', 'read', 'poisoned metadata'),
   })
   t.equal(await code(() => mr.read(new Uint8Array(10), 0)), 'EHWPOISON')
   await mr.close()
@@ -585,12 +592,53 @@ t.test('DAX seams: layout breaker, onFree quarantine, hold/release, mmap factory
   t.equal(await code(fs2.readdir('/newdir')), 'ok') // cached
   await fs2.unmount()
   const fs3 = await mount(dev)
-  fs3.setIoHooks({ beforeMetaRead: () => { throw new PmemuError('EHWPOISON', 'read', 'poisoned metadata') } })
+  fs3.attach({ name: 'test-poison', checkMetaRead: () => new PmemuError('EHWPOISON', 'read', 'poisoned metadata') })
   t.equal(await code(fs3.readdir('/newdir')), 'EIO')
   t.equal(await code(fs3.stat('/')), 'EIO', 'shut down')
   t.ok(fs3.isDead)
   await fs3.unmount()
   t.equal((await fsck(dev)).exitCode, 0)
+})
+
+t.test('extensions compose through fs.attach', async t => {
+  const dev = await newDev(t, '8MiB')
+  const fs = await mkfs(dev)
+  const f = await fs.open('/f', 'w+')
+  f.write(pattern(8 * 4096, 21), 0)
+  const log: string[] = []
+  // two layout breakers run in attach order; every onFree is asked, one false quarantines
+  const da = fs.attach({ name: 'a', breakLayout: async (_f, first) => { log.push(`a ${first}`) }, onFree: () => { log.push('free a'); return true } })
+  const db = fs.attach({ name: 'b', breakLayout: async (_f, first) => { log.push(`b ${first}`) }, onFree: () => { log.push('free b'); return false } })
+  await f.truncate(7 * 4096)
+  t.same(log, ['a 7', 'b 7', 'free a', 'free b'])
+  t.equal(fs.statfs().quarantined, 1, 'b said no: the block is quarantined')
+  // detach is idempotent and removes only its own hooks
+  db(); db()
+  log.length = 0
+  await f.truncate(6 * 4096)
+  t.same(log, ['a 6', 'free a'])
+  da()
+  // one mmap provider at a time; a second one is EBUSY, a bad extension EINVAL, a repeat EEXIST
+  const m1 = { name: 'm1', mmap: () => ({ one: true }) as never }
+  const dm = fs.attach(m1)
+  t.equal(await code(() => fs.attach({ name: 'm2', mmap: () => ({}) as never })), 'EBUSY')
+  t.equal(await code(() => fs.attach(m1)), 'EEXIST')
+  t.equal(await code(() => fs.attach({ name: '' } as never)), 'EINVAL')
+  t.equal(await code(() => fs.attach({ name: 'x', onFree: 5 } as never)), 'EINVAL')
+  t.same(f.mmap(0, 4096), { one: true })
+  dm()
+  t.equal(await code(() => f.mmap(0, 4096)), 'EOPNOTSUPP')
+  // the read refusal with the fewest readable bytes wins; those bytes are copied and counted
+  const at = f.pfnAt(0)! * 4096
+  fs.attach({ name: 'r1', checkDataRead: off => (off === at ? { readable: 100, error: new PmemuError('EHWPOISON', 'read', 'one') } : undefined) })
+  fs.attach({ name: 'r2', checkDataRead: off => (off === at ? { readable: 10, error: new PmemuError('EHWPOISON', 'read', 'two') } : undefined) })
+  const buf = new Uint8Array(4096)
+  const err = await Promise.resolve().then(() => f.read(buf, 0)).catch(e => e as PmemuError & { bytesRead?: number })
+  t.match(err, { code: 'EHWPOISON', message: /two/, bytesRead: 10, path: '/f' })
+  t.same([...buf.subarray(0, 10)], [...pattern(8 * 4096, 21).subarray(0, 10)])
+  t.equal(buf[10], 0, 'nothing past the readable bytes is copied')
+  await fs.unmount()
+  t.equal(await code(() => fs.attach({ name: 'late' })), 'EIO', 'an unmounted fs takes no extension')
 })
 
 t.test('reverse map, info, small helpers', async t => {

@@ -362,6 +362,15 @@ t.test('(d) worker faults leave no pin and the engine keeps working', async t =>
     tr.abort()
     await t.rejects(tr.done, Error, "hang-after-pin, then abort")
     await ok('hang-after-pin + abort')
+    // from-device: the hang is after the pin and before the copy, so an abort moves no byte
+    const fd = dma.submit({ map, offset: 4096, length: 8192, direction: 'from-device', buffer: new Uint8Array(8192).fill(0x55), fail: 'hang-after-pin' })
+    await fd.pinned
+    fd.abort()
+    await t.rejects(fd.done, { code: 'ABORT_ERR' }, 'from-device hang-after-pin, then abort')
+    const back = new Uint8Array(8192)
+    f.read(back, 4096)
+    t.ok(back.every(b => b === 7), 'no byte of the aborted from-device transfer landed')
+    await ok('from-device hang-after-pin + abort')
   }
   {
     const ac = new AbortController()

@@ -409,3 +409,24 @@ t.test('a view across the region\'s 1 GiB window boundary (sparse file on tmpfs)
   t.same(Buffer.compare(v, read(f, size)), 0, 'one view across the window boundary equals file.read')
   await dev.close()
 })
+
+t.test('views of a mapping larger than one window: spans up to 4 GiB, EINVAL past that', async t => {
+  if (!existsSync('/dev/shm')) { t.pass('skipped: needs tmpfs'); return }
+  const dev = await openDevice(join(dir, 'wide.pmem'), { size: '5GiB', create: true })
+  t.teardown(() => dev.close())
+  const fs = await mkfs(dev)
+  const f = await fs.open('/sparse', 'w+')
+  await f.truncate(4.5 * GiB) // holes: a read-only mapping reads them as zero pages, nothing allocated
+  f.write(new Uint8Array([7]), 4.25 * GiB)
+  const ro = await fs.open('/sparse', 'r')
+  const m = mmap(ro, 0, 4.5 * GiB)
+  const a = m.view(GiB, 3.5 * GiB) // inside no window: a span of its own
+  t.equal(a.length, 3.5 * GiB)
+  t.equal(a[3.25 * GiB], 7, 'a span sees the data')
+  const b = m.view(2.5 * GiB, 2 * GiB) // inside the second window
+  t.equal(b[1.75 * GiB], 7)
+  t.equal(b[0], 0)
+  const e = await (async () => { try { m.view(0, 4.5 * GiB) } catch (x) { return x as { code: string; message: string } } })()
+  t.equal(e?.code, 'EINVAL', 'past 4 GiB: EINVAL')
+  t.match(e?.message, /at most 4 GiB/, 'naming the limit')
+})

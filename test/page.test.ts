@@ -301,12 +301,13 @@ t.test('waitAllIdle follows the "unbind waits for" row', async t => {
       pages.put(10)
       await w
       t.ok(done, 'resolves when every page is back to 0')
-      pages.unbind()
-      t.equal(pages.pgmapRefs(), 0)
       await t.rejects(
         (async () => { pages.get(1); await pages.waitAllIdle({ timeoutMs: 20 }) })(),
         { code: 'ETIMEDOUT', syscall: 'unbind' })
       pages.put(1)
+      pages.unbind()
+      t.equal(pages.pgmapRefs(), 0)
+      t.throws(() => pages.get(1), { code: 'ENXIO' }, 'an unbound table counts nothing')
     })
   }
 })

@@ -17,7 +17,7 @@
  * view read are checked against the model too.
  *
  * Scale: PMEMU_STRESS_OPS operations in all (default 1500, split over the
- * three models; long runs: 100000). PMEMU_STRESS_SEED fixes the seed;
+ * models; PMEMU_GOAL=1: 100000). PMEMU_STRESS_SEED fixes the seed;
  * PMEMU_STRESS_SHRINK=1 lets fast-check shrink a failure (slow: each run
  * starts a device and two workers).
  */
@@ -31,7 +31,10 @@ import { MODEL_NAMES, type ModelName } from '../src/page/index.js'
 import { DmaEngine, type DmaTransfer } from '../src/dma/index.js'
 
 const PS = 4096
-const OPS = Math.max(1, Number(process.env.PMEMU_STRESS_OPS ?? 1500) | 0)
+/** Transfers that ended in EAGAIN (gup-fast retries exhausted), over the whole run. */
+let gupGaveUp = 0
+// PMEMU_GOAL=1 (the suite's one goal-size switch) means the goal's 100 000 operations unless PMEMU_STRESS_OPS says otherwise.
+const OPS = Math.max(1, Number(process.env.PMEMU_STRESS_OPS ?? (process.env.PMEMU_GOAL === '1' ? 100000 : 1500)) | 0)
 const SEED = process.env.PMEMU_STRESS_SEED !== undefined ? Number(process.env.PMEMU_STRESS_SEED) : 0x5eed7
 const SHRINK = process.env.PMEMU_STRESS_SHRINK === '1'
 /** Replay one failing run: its model and the fast-check path the failure printed. */
@@ -278,7 +281,11 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
               if (at >= 0) problems.push(`to-device ${op.pin} file ${op.file} [${s}, +${length}): byte ${s + at} read ${tr.buffer[at]}, model ${reader.expect[at]}`)
             }
           }, e => {
-            expectCodes(`${dir} ${op.pin} file ${op.file} [${s}, +${length})`, e, ['EFAULT', 'ABORT_ERR'])
+            // EAGAIN: gup-fast gave up after its bounded retries while truncates and
+            // punch-holes kept zapping the range (Linux's gup would block on the
+            // invalidate lock instead: docs/dma.md, known limits); counted, not a loss
+            if ((e as { code?: string }).code === 'EAGAIN') gupGaveUp++
+            expectCodes(`${dir} ${op.pin} file ${op.file} [${s}, +${length})`, e, ['EFAULT', 'ABORT_ERR', 'EAGAIN'])
             if (buffer) fm.forget(s, s + length) // partly written, or not at all
           }).finally(() => {
             fm.writers.delete(range)
@@ -417,6 +424,6 @@ for (const model of MODEL_NAMES) {
       t.fail(`${model}: ${head}; problems: ${JSON.stringify(last?.problems.slice(0, 8))} (replay: PMEMU_STRESS_SEED=${SEED} PMEMU_STRESS_OPS=${OPS} PMEMU_STRESS_MODEL=${model} PMEMU_STRESS_PATH=<path above>; PMEMU_STRESS_SHRINK=1 to shrink)`)
     })
     t.ok(totals.ops > 0, `${totals.ops} operations`)
-    t.comment(`${model}: ${totals.ops} ops, ${totals.transfers} transfers (${totals.held} held), ${totals.waits} layout waits, ${totals.hazards} dax-gup hazards`)
+    t.comment(`${model}: ${totals.ops} ops, ${totals.transfers} transfers (${totals.held} held), ${totals.waits} layout waits, ${totals.hazards} dax-gup hazards; ${gupGaveUp} transfers so far ended in EAGAIN (gup retries exhausted)`)
   })
 }

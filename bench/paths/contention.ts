@@ -65,7 +65,7 @@ export const contention: Benchmark = {
           }
           const js = median(jsR)
           const c = median(cR)
-          out.push(result({ path: `contention-${placement}`, model: ctx.model, workers: n, unit: 'ns/op', js, c,
+          out.push(result({ path: `contention-${placement}`, model: ctx.model, workers: n, unit: 'ns/op', js, c, jsSamples: jsR,
             note: `${n} worker thread(s), each ${iters} get+put on ${placement === 'same-page' ? 'one shared page' : 'its own page'}; per-worker ns/op: median over workers and over 3 rounds` }))
         }
       }

@@ -116,12 +116,12 @@ export const daxFaults: Benchmark = {
         : `only ${pmd9 / rounds} of ${chunks} chunks took a PMD fault`
       const sizes = `${S / MiB} MiB fallocated file (${pages} pages); median of ${rounds} rounds`
       out.push(
-        result({ path: 'fault', model: ctx.model, unit: 'ns/page', js: median(f0), maxValue: 200,
+        result({ path: 'fault', model: ctx.model, unit: 'ns/page', js: median(f0), jsSamples: f0, maxValue: 200,
           note: `populate() of ${S / win} mappings of 1 MiB each (half a 2 MiB chunk: PTE faults only); first fault of every page: page-cache entry + map; ${sizes}` }),
-        result({ path: 'fault-folio', model: ctx.model, unit: 'ns/page', js: median(f9), maxValue: 200,
+        result({ path: 'fault-folio', model: ctx.model, unit: 'ns/page', js: median(f9), jsSamples: f9, maxValue: 200,
           note: `populate() of one mapping of the whole file: ${howFolio}; ${sizes}` }),
-        result({ path: 'unmap', model: ctx.model, unit: 'ns/page', js: median(u0), note: `unmap() of the populated 1 MiB (order-0) mappings; ${sizes}` }),
-        result({ path: 'unmap-folio', model: ctx.model, unit: 'ns/page', js: median(u9), note: `unmap() of the populated whole-file (PMD) mapping; ${sizes}` }),
+        result({ path: 'unmap', model: ctx.model, unit: 'ns/page', js: median(u0), jsSamples: u0, note: `unmap() of the populated 1 MiB (order-0) mappings; ${sizes}` }),
+        result({ path: 'unmap-folio', model: ctx.model, unit: 'ns/page', js: median(u9), jsSamples: u9, note: `unmap() of the populated whole-file (PMD) mapping; ${sizes}` }),
       )
     } finally {
       await fs.unmount()
@@ -175,11 +175,11 @@ export const daxTruncate: Benchmark = {
         const sz = T >= 2 ** 30 ? T / 2 ** 30 + ' GiB' : T / MiB + ' MiB'
         const where = `median of ${rounds} rounds, on a ${(size / MiB).toFixed(0)} MiB device of its own`
         out.push(
-          result({ path: 'truncate', model: ctx.model, unit: 'ms', js,
+          result({ path: 'truncate', model: ctx.model, unit: 'ms', js, jsSamples: ms,
             note: `truncate(0) of a ${sz} file (${T / ps} pages) that is mapped and populated but not pinned: ` +
               `zap of the mapping (${Math.round(zaps / rounds)} zaps), busy check, then the fs frees every block (journaled); ${(js * 1e6 / (T / ps)).toFixed(0)} ns/page, ` +
               `of which ${(plain * 1e6 / (T / ps)).toFixed(0)} ns/page is the fs part (truncate-unmapped); ${where} (populate before it: ${median(msPop).toFixed(1)} ms)` }),
-          result({ path: 'truncate-unmapped', model: ctx.model, unit: 'ms', js: plain,
+          result({ path: 'truncate-unmapped', model: ctx.model, unit: 'ms', js: plain, jsSamples: msPlain,
             note: `truncate(0) of the same ${sz} file never mapped: no zap, no busy check beyond the page-cache tree, the fs free path alone; ` +
               `${(plain * 1e6 / (T / ps)).toFixed(0)} ns/page; ${where}` }),
         )
@@ -231,7 +231,7 @@ export const unpinToTruncate: Benchmark = {
       await f.close()
       const s = [...lat].sort((a, b) => a - b)
       const p90 = s[Math.floor(s.length * 0.9)]!
-      return [result({ path: 'unpin-to-truncate', model: ctx.model, unit: 'µs', js: median(lat), maxValue: 100,
+      return [result({ path: 'unpin-to-truncate', model: ctx.model, unit: 'µs', js: median(lat), jsSamples: lat, maxValue: 100,
         note: `median of ${n}: dev.pages.pin(pfn) of a mapped page, truncate(0) waits (layout break; ${waits} waits counted), ` +
           `dev.pages.unpin(pfn) → truncate promise resolved (wake through Atomics.waitAsync, then the journaled free); ` +
           `min ${s[0]!.toFixed(1)} µs, p90 ${p90.toFixed(1)} µs` })]

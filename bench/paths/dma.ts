@@ -30,6 +30,7 @@ import { daxFs, fileBytes, mapOf, tick } from './dax.js'
 
 type DmaMod = { DmaEngine: new (dev: Device, o: DmaEngineOptions) => DmaEngineT }
 
+const KiB = 1024
 const MiB = 2 ** 20
 
 /** The region memory behind a mapping range: its window's SharedArrayBuffer and the byte offset in it. */
@@ -65,9 +66,11 @@ async function copyOnce(dma: DmaEngineT, map: DaxMapping, len: number, pieces: n
   return { wall: Number(process.hrtime.bigint() - t0), res }
 }
 
+function fmtSize(n: number): string { return n >= MiB ? `${n / MiB} MiB` : `${n / KiB} KiB` }
+
 export const dmaPaths: Benchmark = {
   id: 'dma', title: 'DMA copy vs memcpy, pin+unpin through the engine, submit → pinned, release → truncate',
-  paths: ['dma-copy-to-device', 'dma-copy-from-device', 'dma-pin-unpin', 'dma-pin-unpin-direct', 'dma-submit-pinned',
+  paths: ['dma-copy-to-device', 'dma-copy-from-device', 'dma-copy-size', 'dma-pin-unpin', 'dma-pin-unpin-direct', 'dma-submit-pinned',
     'dma-submit-pinned-fault', 'unpin-to-truncate-dma'],
   scope: 'model', weight: 3,
   available: () => needLayers(MOUNT_LAYER, DAX_LAYER, DMA_LAYER),
@@ -122,12 +125,40 @@ export const dmaPaths: Benchmark = {
             copyNs.push(Math.max(...res.map(x => x.ns)))
           }
           const c = cs.length ? median(cs) : undefined
-          out.push(result({ path: `dma-copy-${direction}`, model: ctx.model, workers: w, unit: 'GB/s', js: median(gbs),
+          out.push(result({ path: `dma-copy-${direction}`, model: ctx.model, workers: w, unit: 'GB/s', js: median(gbs), jsSamples: gbs,
             ...(c ? { c } : {}), minOfC: 0.8,
             note: `${len / MiB} MiB ${direction === 'to-device' ? 'region → buffer' : 'buffer → region'} in ${w} transfer(s) of ${len / w / MiB} MiB on ${w} worker(s) (${dma.mode}); ` +
               `wall time submit → done (pin, copy, unpin, messages), median of ${rounds} (best ${Math.max(...gbs).toFixed(2)} GB/s); ` +
               `the copy alone (slowest worker's ns) ${(len / median(copyNs)).toFixed(2)} GB/s; C: single-thread memcpy of the same bytes between the same memory, ` +
               `one call right before each round, median (best ${cs.length ? Math.max(...cs).toFixed(2) : '—'} GB/s)` }))
+        }
+        await dma.close()
+      }
+
+      // ---- % of memcpy per transfer size: 1 worker, to-device, one transfer at a time ----
+      // (the fixed per-transfer cost — messages, ledger, pin and unpin — is
+      // what a small transfer pays for; the curve shows where it stops mattering)
+      {
+        const dma = engine(1)
+        await warm(dma, map, 1, ps, buffer)
+        for (const size of [4 * KiB, 64 * KiB, MiB, 4 * MiB, 16 * MiB, 64 * MiB].filter(x => x <= len)) {
+          const reps = Math.max(1, Math.min(256, Math.floor(4 * MiB / size)))
+          const gbs: number[] = []
+          const cs: number[] = []
+          const sub = buffer.subarray(0, size)
+          for (let r = 0; r <= rounds; r++) { // round 0 warms up and is not kept
+            const c = where ? size * reps / nativeShim().benchMemcpy(bufSab, 0, where.sab, where.off, size, reps) : undefined
+            const t0 = process.hrtime.bigint()
+            for (let k = 0; k < reps; k++) await dma.submit({ map, offset: 0, length: size, direction: 'to-device', buffer: sub }).done
+            const wall = Number(process.hrtime.bigint() - t0)
+            if (r > 0) { gbs.push(size * reps / wall); if (c !== undefined) cs.push(c) }
+          }
+          const label = size >= MiB ? `${size / MiB}m` : `${size / KiB}k`
+          out.push(result({ path: `dma-copy-size-${label}`, model: ctx.model, workers: 1, unit: 'GB/s', js: median(gbs), jsSamples: gbs,
+            ...(cs.length ? { c: median(cs) } : {}), ...(size >= 4 * MiB ? { minOfC: 0.8 } : {}),
+            note: `${fmtSize(size)} to-device transfers one after another on 1 worker (${reps} per sample), wall submit → done; ` +
+              `C: memcpy of the same ${fmtSize(size)} between the same memory, ${reps} times, right before each sample; median of ${rounds}` +
+              (size >= 4 * MiB ? '' : '; no target below 4 MiB: the fixed per-transfer cost dominates') }))
         }
         await dma.close()
       }
@@ -161,7 +192,7 @@ export const dmaPaths: Benchmark = {
       })(pg, runs), pages, b)
       const runNote = `${pages} pages in ${runs.length} run(s) of consecutive pfns`
       out.push(
-        result({ path: 'dma-pin-unpin', model: ctx.model, unit: 'ns/page', js: median(perPage),
+        result({ path: 'dma-pin-unpin', model: ctx.model, unit: 'ns/page', js: median(perPage), jsSamples: perPage,
           note: `through the engine (1 worker): (wall submit → done − copy ns) / pages of a ${len / MiB} MiB to-device transfer: validation, ledger, ` +
             `message, gup-fast walk (pte read, pinRange, re-check), unpin, reply; the pin alone (worker's pinNs) ${median(pinNs).toFixed(2)} ns/page; ` +
             `${(median(perPage) / direct).toFixed(1)}× direct; ${runNote}; median of ${rounds} (best ${bestPerPage.toFixed(1)} ns/page)` }),
@@ -203,9 +234,9 @@ export const dmaPaths: Benchmark = {
       gm.unmap()
       await g.close()
       out.push(
-        result({ path: 'dma-submit-pinned', model: ctx.model, unit: 'µs', js: median(fast),
+        result({ path: 'dma-submit-pinned', model: ctx.model, unit: 'µs', js: median(fast), jsSamples: fast,
           note: `submit → pinned of a 1-page transfer (hold until release) on a populated mapping, 1 worker: main → worker message, gup-fast, worker → main message; median of ${n}, min ${Math.min(...fast).toFixed(1)} µs` }),
-        result({ path: 'dma-submit-pinned-fault', model: ctx.model, unit: 'µs', js: median(slow),
+        result({ path: 'dma-submit-pinned-fault', model: ctx.model, unit: 'µs', js: median(slow), jsSamples: slow,
           note: `the same on a page the mapping has not faulted yet: the worker asks the main thread to fault (${faults} slow-path faults for ${n + 10} transfers), then pins; median of ${n}` }),
       )
 
@@ -232,7 +263,7 @@ export const dmaPaths: Benchmark = {
       }
       hm.unmap()
       await h.close()
-      out.push(result({ path: 'unpin-to-truncate-dma', model: ctx.model, unit: 'µs', js: median(lat), maxValue: 100,
+      out.push(result({ path: 'unpin-to-truncate-dma', model: ctx.model, unit: 'µs', js: median(lat), jsSamples: lat, maxValue: 100,
         note: `median of ${n}: a DMA transfer holds a mapped page (pin: 'pin', hold until release), truncate(0) waits; release() → truncate resolved: ` +
           `the worker wakes (Atomics.waitAsync on the ledger), unpins, the model's wake rule notifies the main thread, the fs frees; min ${Math.min(...lat).toFixed(1)} µs` }))
       map.unmap()

@@ -124,8 +124,8 @@ function memcpyGbs(dev: Device, file: PmemFile, buf: SharedArrayBuffer, toRegion
   return (total * rounds) / best
 }
 
-/** GB/s of `rounds` passes of `op(pos)` over [0, bytes) in `piece`-byte steps; the median pass. */
-function ioGbs(bytes: number, piece: number, rounds: number, op: (pos: number) => number): number {
+/** GB/s of `rounds` passes of `op(pos)` over [0, bytes) in `piece`-byte steps: the median pass, and every pass (for the spread). */
+function ioGbs(bytes: number, piece: number, rounds: number, op: (pos: number) => number): { gbs: number; passes: number[] } {
   const per: number[] = []
   for (let r = 0; r <= rounds; r++) { // pass 0 warms the JIT up and is not kept
     const t0 = process.hrtime.bigint()
@@ -135,7 +135,7 @@ function ioGbs(bytes: number, piece: number, rounds: number, op: (pos: number) =
     if (done !== bytes) throw new Error(`file I/O moved ${done} of ${bytes} bytes`)
     if (r > 0) per.push(bytes / ns)
   }
-  return median(per)
+  return { gbs: median(per), passes: per }
 }
 
 export const fsTimes: Benchmark = {
@@ -187,8 +187,8 @@ export const fsTimes: Benchmark = {
         const w = ioGbs(W, piece, ioRounds, pos => f.write(buf.subarray(pos, pos + piece), pos))
         const rd = ioGbs(W, piece, ioRounds, pos => f.read(buf.subarray(pos, pos + piece), pos))
         out.push(
-          result({ path: `write-${tag}`, model: null, unit: 'GB/s', js: w, ...(cTo !== undefined ? { c: cTo } : {}), note: ioNote(piece, 'write') }),
-          result({ path: `read-${tag}`, model: null, unit: 'GB/s', js: rd, ...(cFrom !== undefined ? { c: cFrom } : {}), note: ioNote(piece, 'read') }),
+          result({ path: `write-${tag}`, model: null, unit: 'GB/s', js: w.gbs, jsSamples: w.passes, ...(cTo !== undefined ? { c: cTo } : {}), note: ioNote(piece, 'write') }),
+          result({ path: `read-${tag}`, model: null, unit: 'GB/s', js: rd.gbs, jsSamples: rd.passes, ...(cFrom !== undefined ? { c: cFrom } : {}), note: ioNote(piece, 'read') }),
         )
       }
       await f.close()
@@ -207,9 +207,9 @@ export const fsTimes: Benchmark = {
       const where = `${fmtBytes(sz.device)} device of its own (${sz.device / ps} blocks of ${ps} B)`
       const holding = `${sz.files} files in ${Math.max(1, Math.min(100, Math.ceil(sz.files / 100)))} directories, ${(dataBytes / MiB).toFixed(0)} MiB of data (created in ${populateMs.toFixed(0)} ms)`
       out.unshift(
-        result({ path: 'mkfs', model: null, unit: 'ms', js: median(mk), note: `public mkfs (format + mount + DAX attached) of a ${where}; median of ${rounds}` }),
-        result({ path: 'mount', model: null, unit: 'ms', js: median(mo), note: `public mount (journal check, bitmap, inode table, DAX attached) of a ${where} holding ${holding}; median of ${rounds}` }),
-        result({ path: 'fsck', model: null, unit: 'ms', js: median(ck), note: `fsck, read-only check of every structure, of a ${where} holding ${holding}; clean; median of ${rounds}` }),
+        result({ path: 'mkfs', model: null, unit: 'ms', js: median(mk), jsSamples: mk, note: `public mkfs (format + mount + DAX attached) of a ${where}; median of ${rounds}` }),
+        result({ path: 'mount', model: null, unit: 'ms', js: median(mo), jsSamples: mo, note: `public mount (journal check, bitmap, inode table, DAX attached) of a ${where} holding ${holding}; median of ${rounds}` }),
+        result({ path: 'fsck', model: null, unit: 'ms', js: median(ck), jsSamples: ck, note: `fsck, read-only check of every structure, of a ${where} holding ${holding}; clean; median of ${rounds}` }),
       )
     } finally {
       await dev.close()

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { nativeShim, openDevice } from '../../src/region/index.js'
 import { formatBytes } from '../../src/util/size.js'
 import type { Benchmark, BenchContext, BenchResult } from '../types.js'
-import { collectGarbage, result, timeC, timeJs } from '../measure.js'
+import { collectGarbage, result, timeC, timeJs, timePaired } from '../measure.js'
 
 const MiB = 2 ** 20
 const GiB = 2 ** 30
@@ -110,5 +110,34 @@ export const memcpyBw: Benchmark = {
     return [result({ path: 'memcpy', model: null, unit: 'GB/s', js, ...(c !== undefined ? { c } : {}),
       note: `${formatBytes(len)} from process memory into the region (${dev.backend} backend), pages pre-faulted; JS: Uint8Array.set, C: memcpy` +
         (c === undefined ? '; no C figure: the mmap-io backend has no SharedArrayBuffer to hand to C' : '') })]
+  },
+}
+
+/** The flush kinds as pmem_core.h numbers them (what dev.persist hands to C). */
+const FLUSH_CODE: Record<string, number> = { none: 0, msync: 1, clflushopt: 2, clwb: 3 }
+
+export const persistPath: Benchmark = {
+  id: 'persist', title: 'dev.persist (flush + fence) vs a C loop of the same flush',
+  paths: ['persist-64', 'persist-4k', 'persist-64k'], scope: 'global',
+  async available() { return null },
+  async run(ctx) {
+    const { dev, budget: b } = ctx
+    const w = dev.region.windows[0]
+    if (!w?.sab) throw new Error('the region has no SharedArrayBuffer window (mmap-io backend): no C figure to compare with')
+    const flush = dev.capabilities.flush
+    const kind = dev.persistence === 'eadr' ? 0 : FLUSH_CODE[flush] ?? 0
+    if (kind === 1) throw new Error('this CPU has no clwb / clflushopt: persist is msync, a system call, not a flush loop')
+    const out: BenchResult[] = []
+    const view = dev.view(0, 65536)
+    view.fill(1) // first touch outside the figures
+    for (const [name, n] of [['persist-64', 64], ['persist-4k', 4096], ['persist-64k', 65536]] as const) {
+      const k = Math.max(1, Math.floor(b.block * 64 / n))
+      const loop = () => { for (let i = 0; i < k; i++) dev.persist(0, n) }
+      const iters = Math.max(1, Math.round(b.cIters * 64 / n / 4))
+      const paired = timePaired(loop, k, () => nativeShim().benchPersist(w.sab!, 0, n, kind, iters), iters, b)
+      out.push(result({ path: name, model: null, unit: 'ns/op', js: 0, paired, ...(n === 64 ? { maxRatio: 1.2 } : {}),
+        note: `dev.persist(0, ${n}) (${flush}${dev.persistence === 'eadr' ? ', eADR: fence only' : ''} + sfence) next to a C loop of pm_persist over the same bytes` }))
+    }
+    return out
   },
 }

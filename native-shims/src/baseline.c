@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "baseline.h"
+#include "pmem_core.h"
 #include <string.h>
 #include <time.h>
 
@@ -64,5 +65,11 @@ uint64_t pm_bench_memcpy(void *dst, const void *src, size_t len, uint64_t rounds
     memcpy(dst, src, len);
     __asm__ __volatile__("" ::: "memory");
   }
+  return pm_now_ns() - t0;
+}
+
+uint64_t pm_bench_persist(void *addr, size_t len, int kind, uint64_t iters) {
+  uint64_t t0 = pm_now_ns();
+  for (uint64_t i = 0; i < iters; i++) pm_persist((pm_flush_kind)kind, addr, len);
   return pm_now_ns() - t0;
 }

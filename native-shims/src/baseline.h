@@ -22,6 +22,8 @@ uint64_t pm_bench_edge_pair(int32_t *word, int64_t *pgmap, int32_t delta, uint64
 uint64_t pm_bench_sweep(char *base, size_t stride, size_t count, int32_t delta, uint64_t rounds);
 /* Folio pin: +1 ref and +1 pincount on the head, then back; per iteration. */
 uint64_t pm_bench_folio_pin(int32_t *ref, int32_t *pincount, uint64_t iters);
+/* iters x pm_persist(kind, addr, len): flush (clwb / clflushopt / msync) and fence; returns elapsed ns. */
+uint64_t pm_bench_persist(void *addr, size_t len, int kind, uint64_t iters);
 /* memcpy of len bytes from src to dst, rounds times; returns elapsed ns. */
 uint64_t pm_bench_memcpy(void *dst, const void *src, size_t len, uint64_t rounds);
 #ifdef __cplusplus

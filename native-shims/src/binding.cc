@@ -120,15 +120,22 @@ char *SabData(Isolate *iso, Local<Value> v, double off, double len) {
     ThrowRange(iso, "expected a SharedArrayBuffer");
     return nullptr;
   }
-  std::shared_ptr<BackingStore> bs = v.As<SharedArrayBuffer>()->GetBackingStore();
-  if (off < 0 || len < 0 || off + len > (double)bs->ByteLength()) {
+  // Data()/ByteLength() rather than GetBackingStore(): no shared_ptr copy (two
+  // locked refcount operations) on every persist and copy of the hot paths.
+  Local<SharedArrayBuffer> sab = v.As<SharedArrayBuffer>();
+  if (off < 0 || len < 0 || off + len > (double)sab->ByteLength()) {
     ThrowRange(iso, "range outside the buffer");
     return nullptr;
   }
-  return static_cast<char *>(bs->Data()) + (size_t)off;
+  return static_cast<char *>(sab->Data()) + (size_t)off;
 }
 
 pm_flush_kind KindArg(Isolate *iso, Local<Value> v) {
+  // the hot path passes the kind as a small integer (FLUSH_CODES in region.ts): no string compare per call
+  if (v->IsInt32()) {
+    int32_t k = v.As<v8::Int32>()->Value();
+    return k == PM_FLUSH_CLWB || k == PM_FLUSH_CLFLUSHOPT || k == PM_FLUSH_MSYNC ? (pm_flush_kind)k : PM_FLUSH_NONE;
+  }
   String::Utf8Value s(iso, v);
   const char *k = *s ? *s : "";
   if (!strcmp(k, "clwb")) return PM_FLUSH_CLWB;
@@ -176,6 +183,15 @@ void BenchEdgePair(const FunctionCallbackInfo<Value> &a) {
   char *g = SabData(iso, a[2], pgOff, 8);
   if (!g) return;
   a.GetReturnValue().Set((double)pm_bench_edge_pair((int32_t *)r, (int64_t *)g, (int32_t)NumArg(a, 4), (uint64_t)NumArg(a, 5)));
+}
+
+// benchPersist(sab, offset, length, kind, iters)
+void BenchPersist(const FunctionCallbackInfo<Value> &a) {
+  Isolate *iso = a.GetIsolate();
+  double len = NumArg(a, 2);
+  char *p = SabData(iso, a[0], NumArg(a, 1), len);
+  if (!p) return;
+  a.GetReturnValue().Set((double)pm_bench_persist(p, (size_t)len, (int)KindArg(iso, a[3]), (uint64_t)NumArg(a, 4)));
 }
 
 // benchSweep(sab, offset, stride, count, delta, rounds)
@@ -407,6 +423,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   NODE_SET_METHOD(exports, "benchPinUnpin", BenchPinUnpin);
   NODE_SET_METHOD(exports, "benchEdgePair", BenchEdgePair);
   NODE_SET_METHOD(exports, "benchSweep", BenchSweep);
+  NODE_SET_METHOD(exports, "benchPersist", BenchPersist);
   NODE_SET_METHOD(exports, "benchFolioPin", BenchFolioPin);
   NODE_SET_METHOD(exports, "benchMemcpy", BenchMemcpy);
   NODE_SET_METHOD(exports, "copy", Copy);

@@ -286,6 +286,11 @@ export class PmemFileHandle {
   read<T extends NodeJS.ArrayBufferView = Buffer>(buffer: T, options?: ReadOptions<T>): Promise<ReadResult<T>>
   read<T extends NodeJS.ArrayBufferView = Buffer>(options?: ReadOptions<T>): Promise<ReadResult<T>>
   async read(a?: unknown, b?: unknown, c?: unknown, d?: unknown): Promise<ReadResult<NodeJS.ArrayBufferView>> {
+    return this.readSync(a, b, c, d)
+  }
+
+  /** The synchronous read behind `read` and `fs.readSync` (pmemu reads never wait). */
+  readSync(a?: unknown, b?: unknown, c?: unknown, d?: unknown): ReadResult<NodeJS.ArrayBufferView> {
     let buffer: NodeJS.ArrayBufferView
     let offset: unknown, length: unknown, position: unknown
     if (a === undefined || a === null || (typeof a === 'object' && !ArrayBuffer.isView(a))) {
@@ -330,6 +335,11 @@ export class PmemFileHandle {
   write<T extends NodeJS.ArrayBufferView>(buffer: T, options?: { offset?: number; length?: number; position?: number | null }): Promise<WriteResult<T>>
   write(data: string, position?: number | null, encoding?: BufferEncoding | null): Promise<WriteResult<string>>
   async write(a: unknown, b?: unknown, c?: unknown, d?: unknown): Promise<WriteResult<unknown>> {
+    return this.writeSync(a, b, c, d)
+  }
+
+  /** The synchronous write behind `write` and `fs.writeSync` (pmemu writes never wait). */
+  writeSync(a: unknown, b?: unknown, c?: unknown, d?: unknown): WriteResult<unknown> {
     let bytes: Uint8Array
     let position: unknown
     if (typeof a === 'string') {
@@ -414,6 +424,15 @@ export class PmemFileHandle {
   async datasync(): Promise<void> {
     const f = this.live('fdatasync')
     await wrap('fdatasync', undefined, () => f.datasync())
+  }
+
+  /** close without a promise (behind `fs.closeSync`). */
+  closeSync(): void {
+    if (this.closed) return
+    this.closed = true
+    this.fd = -1
+    if (this.file.isClosed) return
+    wrapSync('close', undefined, () => this.file.closeSync())
   }
 
   /** Closing twice resolves, as Node. */
@@ -1060,7 +1079,11 @@ function moduleShape(api: Record<string, unknown>): Record<string, unknown> {
   const fdOps: Record<string, [string, (h: PmemFileHandle, ...a: unknown[]) => Promise<unknown>, ((v: unknown) => unknown[])?]> = {
     close: ['close', async h => { fds.delete(h.fd); await h.close() }],
     read: ['read', (h, ...a) => (h.read as (...x: unknown[]) => Promise<unknown>)(...a), v => [(v as ReadResult<unknown>).bytesRead, (v as ReadResult<unknown>).buffer]],
-    write: ['write', (h, ...a) => (h.write as (...x: unknown[]) => Promise<unknown>)(...a), v => [(v as WriteResult<unknown>).bytesWritten, (v as WriteResult<unknown>).buffer]],
+    write: ['write', async (h, ...a) => {
+      // fs.write makes the system call even for 0 bytes (FileHandle.write does not): EBADF on a read-only fd.
+      if (!h.file.flags.write && !h.file.isClosed) throw nodeError('EBADF', 'write')
+      return (h.write as (...x: unknown[]) => Promise<unknown>)(...a)
+    }, v => [(v as WriteResult<unknown>).bytesWritten, (v as WriteResult<unknown>).buffer]],
     readv: ['readv', (h, ...a) => (h.readv as (...x: unknown[]) => Promise<unknown>)(...a), v => [(v as { bytesRead: number }).bytesRead, (v as { buffers: unknown }).buffers]],
     writev: ['writev', (h, ...a) => (h.writev as (...x: unknown[]) => Promise<unknown>)(...a), v => [(v as { bytesWritten: number }).bytesWritten, (v as { buffers: unknown }).buffers]],
     fstat: ['fstat', (h, o) => h.stat(o as StatOptions)],
@@ -1079,6 +1102,7 @@ function moduleShape(api: Record<string, unknown>): Record<string, unknown> {
   const streamOpts = (x: unknown): StreamOptions => (typeof x === 'string' ? { encoding: x as BufferEncoding } : (x ?? {}) as StreamOptions)
   mod.createReadStream = (path: unknown, options?: unknown): Readable => { const o = streamOpts(options); return readStream(streamHandle(path, o, 'r'), o) }
   mod.createWriteStream = (path: unknown, options?: unknown): Writable => { const o = streamOpts(options); return writeStream(streamHandle(path, o, 'w'), o) }
+  Object.assign(mod, syncForms(api.pmem as PmemFs, fds, handle))
   const classes: Record<string, unknown> = { Stats: PmemNodeStats, Dirent: PmemDirent, Dir: PmemDir }
   for (const name of NODE_FS_NAMES) {
     if (name in mod) continue
@@ -1110,6 +1134,388 @@ async function writeFileImpl(fs: PmemFs, path: PathLike | PmemFileHandle, data: 
   } finally {
     await f.close().catch(() => undefined)
   }
+}
+
+// ------------------------------------------------------------------ *Sync forms
+
+/** {@link walk} without a promise (pmemu's path lookups never wait). */
+function walkSync(fs: PmemFs, path: unknown, syscall: string, name = 'path'): Walked {
+  const p = pathArg(path, name)
+  const comps = p.user.split('/').filter(c => c !== '')
+  const slash = p.user.length > 1 && p.user.endsWith('/')
+  let last: Walked['last']
+  if (comps.includes('.') || comps.includes('..')) {
+    const stack: string[] = []
+    for (const c of comps) {
+      if (c === '.' || c === '..') {
+        const st = wrapSync(syscall, p.user, () => fs.statSync(`/${stack.join('/')}`))
+        if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
+        if (c === '..') stack.pop()
+      } else {
+        stack.push(c)
+      }
+    }
+    const tail = comps[comps.length - 1]
+    last = tail === '.' || tail === '..' ? tail : undefined
+  }
+  return { user: p.user, fs: p.fs, last, slash }
+}
+
+function parentDirSync(fs: PmemFs, p: Walked, syscall: string): void {
+  if (p.last !== undefined) return
+  const st = wrapSync(syscall, p.user, () => fs.statSync(posix.dirname(p.fs.endsWith('/') ? p.fs.slice(0, -1) : p.fs)))
+  if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
+}
+
+/** {@link openAt} without a promise; truncating a non-empty file is EAGAIN (it may wait for pins). */
+function openAtSync(fs: PmemFs, path: unknown, flags: OpenMode, mode: number, syscall = 'open', name = 'path'): PmemFile {
+  const p = walkSync(fs, path, syscall, name)
+  const fi = flagInfo(flags ?? 'r')
+  if (fi.directory && fi.creates) throw nodeError('EINVAL', syscall, p.user)
+  if (fi.creates && (p.slash || p.last !== undefined)) {
+    parentDirSync(fs, p, syscall)
+    throw nodeError(p.last !== undefined && fi.excl ? 'EEXIST' : 'EISDIR', syscall, p.user)
+  }
+  if (fi.directory) {
+    const st = wrapSync(syscall, p.user, () => fs.statSync(p.fs))
+    if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
+  }
+  return wrapSync(syscall, p.user, () => fs.openSync(p.fs, fi.pass, mode))
+}
+
+function mkdirpSync(fs: PmemFs, user: string, mode: number): string | undefined {
+  const fail = (code: string): NodeSystemError => nodeError(code, 'mkdir', user)
+  const one = (path: string): void => {
+    const p = walkSync(fs, path, 'mkdir')
+    if (p.last !== undefined) throw nodeError('EEXIST', 'mkdir', p.user)
+    wrapSync('mkdir', p.user, () => fs.mkdirSync(p.fs, mode))
+  }
+  const paths = [user]
+  let first: string | undefined
+  while (paths.length > 0) {
+    const next = paths.pop()!
+    let err: unknown
+    try { one(next) } catch (e) { err = e }
+    if (err === undefined) { first ??= next; continue }
+    const code = codeOf(err)
+    if (code === undefined) throw err
+    if (code === 'EACCES' || code === 'ENOSPC' || code === 'ENOTDIR' || code === 'EPERM') throw fail(code)
+    if (code === 'ENOENT') {
+      const cut = next.lastIndexOf('/')
+      const dirname = cut < 0 ? next : next.slice(0, cut)
+      if (dirname !== next) paths.push(next, dirname)
+      else if (paths.length === 0) throw fail('EEXIST')
+      continue
+    }
+    let st: PmemStats
+    try { st = fs.statSync(walkSync(fs, next, 'mkdir').fs) } catch (e) { throw fail(codeOf(e) ?? 'EIO') }
+    if (!st.isDirectory()) throw fail(code === 'EEXIST' && paths.length > 0 ? 'ENOTDIR' : 'EEXIST')
+  }
+  return first
+}
+
+function rmdir1Sync(fs: PmemFs, path: unknown): void {
+  const p = walkSync(fs, path, 'rmdir')
+  if (p.last !== undefined) throw nodeError(p.last === '.' ? 'EINVAL' : 'ENOTEMPTY', 'rmdir', p.user)
+  wrapSync('rmdir', p.user, () => fs.rmdirSync(p.fs))
+}
+
+function unlink1Sync(fs: PmemFs, path: unknown): void {
+  const p = walkSync(fs, path, 'unlink')
+  if (p.last !== undefined) throw nodeError('EISDIR', 'unlink', p.user)
+  wrapSync('unlink', p.user, () => fs.unlinkSync(p.fs))
+}
+
+/**
+ * Node 20's rimrafSync (lib/internal/fs/rimraf.js), which differs from the async
+ * one: an lstat error other than ENOENT falls through to unlink, and children are
+ * joined onto the path as strings (not normalised).
+ */
+function rimrafSync(fs: PmemFs, path: string): void {
+  let dir = false
+  try {
+    const p = walkSync(fs, path, 'lstat')
+    dir = wrapSync('lstat', p.user, () => fs.lstatSync(p.fs)).isDirectory()
+  } catch (e) {
+    if (codeOf(e) === 'ENOENT') return
+  }
+  try {
+    if (dir) rmdirTreeSync(fs, path, null)
+    else unlink1Sync(fs, path)
+  } catch (e) {
+    const code = codeOf(e)
+    if (code === 'ENOENT') return
+    if (code === 'EPERM') { rmdirTreeSync(fs, path, e); return }
+    if (code !== 'EISDIR') throw e
+    rmdirTreeSync(fs, path, e)
+  }
+}
+
+function rmdirTreeSync(fs: PmemFs, path: string, originalErr: unknown): void {
+  try {
+    rmdir1Sync(fs, path)
+  } catch (e) {
+    const code = codeOf(e)
+    if (code === 'ENOENT') return
+    if (code === 'ENOTDIR') throw originalErr ?? e
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EPERM') throw originalErr ?? e
+    const p = walkSync(fs, path, 'scandir')
+    for (const name of wrapSync('scandir', p.user, () => fs.readdirSync(p.fs))) rimrafSync(fs, `${path}/${name}`)
+    try { rmdir1Sync(fs, path) } catch (e2) { if (codeOf(e2) !== 'ENOENT') throw e2 }
+  }
+}
+
+function writeAllSync(f: PmemFile, data: unknown, encoding: BufferEncoding | null): void {
+  const put = (chunk: unknown): void => {
+    let bytes: Uint8Array
+    if (typeof chunk === 'string') bytes = Buffer.from(chunk, encoding ?? 'utf8')
+    else if (ArrayBuffer.isView(chunk)) bytes = bytesOf(chunk as NodeJS.ArrayBufferView)
+    else throw argError('ERR_INVALID_ARG_TYPE', `The "data" argument must be of type string or an instance of Buffer, TypedArray, or DataView. Received ${describe(chunk)}`)
+    let done = 0
+    while (done < bytes.length) {
+      const part = bytes.subarray(done, Math.min(bytes.length, done + CHUNK))
+      done += wrapSync('write', undefined, () => f.write(part, null))
+    }
+  }
+  put(data)
+}
+
+/**
+ * The `*Sync` forms of `node:fs` that pmemu can serve without waiting: every
+ * metadata call, descriptors (open, read, write, fstat, fsync, close) and
+ * whole-file reads and writes. Shrinking a file may have to wait for DAX
+ * mappings and DMA pins, so `truncateSync`/`ftruncateSync` to a smaller size,
+ * `openSync(p, 'w')` of a non-empty file and a `writeFileSync` shorter than
+ * the file it replaces fail with EAGAIN (nothing changed): use the async form.
+ */
+function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: unknown, syscall: string) => PmemFileHandle): Record<string, unknown> {
+  const statOf = (syscall: 'stat' | 'lstat') => (path: PathLike, opts?: StatOptions & { throwIfNoEntry?: boolean }): unknown => {
+    try {
+      const p = walkSync(fs, path, syscall)
+      return toStats(wrapSync(syscall, p.user, () => fs.statSync(p.fs)), opts)
+    } catch (e) {
+      if (opts?.throwIfNoEntry === false && codeOf(e) === 'ENOENT') return undefined
+      throw e
+    }
+  }
+  const accessSync = (path: PathLike, mode: number = fsConstants.F_OK): void => {
+    const p = walkSync(fs, path, 'access')
+    const st = wrapSync('access', p.user, () => fs.statSync(p.fs))
+    if ((mode & fsConstants.X_OK) && st.isFile() && (st.mode & 0o111) === 0) throw nodeError('EACCES', 'access', p.user)
+    if ((mode & fsConstants.W_OK) && fs.device.readOnly) throw nodeError('EROFS', 'access', p.user)
+  }
+  const readdirSync = (path: PathLike, options?: ReaddirOptions | Encoding | null): unknown[] => {
+    const p = walkSync(fs, path, 'scandir')
+    const o = typeof options === 'object' && options !== null ? options : {}
+    const enc = encodingOf(options, 'utf8')
+    const out: PmemDirent[] = []
+    const queue: Array<{ user: string; fs: string }> = [p]
+    for (let q = queue.shift(); q !== undefined; q = queue.shift()) {
+      const dir = q
+      for (const e of wrapSync('scandir', dir.user, () => fs.readdirSync(dir.fs, { withFileTypes: true }))) {
+        const d = e.isDirectory()
+        out.push(new PmemDirent(e.name, dir.user, d))
+        if (o.recursive === true && d) queue.push({ user: posix.join(dir.user, e.name), fs: posix.join(dir.fs, e.name) })
+      }
+    }
+    if (o.withFileTypes) return out
+    return out.map(e => {
+      const rel = e.parentPath === p.user ? e.name : posix.join(posix.relative(toFsPath(p.user), toFsPath(e.parentPath)), e.name)
+      return enc === 'buffer' ? Buffer.from(rel) : enc && enc !== 'utf8' && enc !== 'utf-8' ? Buffer.from(rel).toString(enc) : rel
+    })
+  }
+  const realpathSync = (path: PathLike): string => {
+    const p = walkSync(fs, path, 'realpath')
+    wrapSync('realpath', p.user, () => fs.statSync(p.fs))
+    return posix.resolve('/', p.fs)
+  }
+  realpathSync.native = realpathSync
+  const writeFileSync = (dflt: 'w' | 'a') => (path: PathLike | number, data: unknown, options?: WriteFileOptions | BufferEncoding | null): void => {
+    const o = typeof options === 'object' && options !== null ? options : {}
+    const enc = encodingOf(options, 'utf8') as BufferEncoding | null
+    if (typeof path === 'number') { writeAllSync(handle(path, 'write').file, data, enc); return }
+    const flag = o.flag ?? dflt
+    const fi = flagInfo(flag)
+    const truncating = typeof flag === 'string' ? flag.includes('w') : (flag & fsConstants.O_TRUNC) !== 0
+    if (!truncating) {
+      const f = openAtSync(fs, path, flag, o.mode ?? 0o666, 'open', 'file')
+      try { writeAllSync(f, data, enc); if (o.flush) wrapSync('fsync', undefined, () => f.fsyncSync()) } finally { f.closeSync() }
+      return
+    }
+    // Replace without truncating first: the new bytes cover the old ones, so only a shorter replacement must shrink the file.
+    const bytes = typeof data === 'string' ? Buffer.from(data, enc ?? 'utf8') : ArrayBuffer.isView(data) ? bytesOf(data as NodeJS.ArrayBufferView) : null
+    if (bytes === null) throw argError('ERR_INVALID_ARG_TYPE', `The "data" argument must be of type string or an instance of Buffer, TypedArray, or DataView. Received ${describe(data)}`)
+    // First open without creating or truncating; a missing file (or an error case) goes through the flag as given.
+    const keep: OpenMode = typeof flag === 'string' ? 'r+' : flag & ~(fsConstants.O_TRUNC | fsConstants.O_CREAT)
+    const user = pathArg(path, 'file').user
+    let f: PmemFile
+    if (fi.excl || user.endsWith('/') || /(^|\/)\.\.?$/.test(user)) {
+      f = openAtSync(fs, path, flag, o.mode ?? 0o666, 'open', 'file')
+    } else {
+      try {
+        f = openAtSync(fs, path, keep, o.mode ?? 0o666, 'open', 'file')
+      } catch (e) {
+        if (codeOf(e) !== 'ENOENT') throw e
+        f = openAtSync(fs, path, flag, o.mode ?? 0o666, 'open', 'file')
+      }
+    }
+    try {
+      if (f.size > bytes.length) {
+        throw nodeError('EAGAIN', 'open', typeof path === 'string' ? path : undefined, undefined, undefined,
+          'replacing a file with fewer bytes shrinks it, which may wait for mappings and pins: use the async writeFile')
+      }
+      let done = 0
+      while (done < bytes.length) done += wrapSync('write', undefined, () => f.write(bytes.subarray(done, Math.min(bytes.length, done + CHUNK)), done))
+      if (o.flush) wrapSync('fsync', undefined, () => f.fsyncSync())
+    } finally { f.closeSync() }
+  }
+  const timesSync = (syscall: 'utime' | 'lutime') => (path: PathLike, atime: unknown, mtime: unknown): void => {
+    const a = timeMs(atime, 'atime')
+    const m = timeMs(mtime, 'mtime')
+    const p = walkSync(fs, path, syscall)
+    wrapSync(syscall, p.user, () => fs.utimesSync(p.fs, a, m))
+  }
+  const out: Record<string, unknown> = {
+    statSync: statOf('stat'),
+    lstatSync: statOf('lstat'),
+    existsSync: (path: unknown): boolean => { try { accessSync(path as PathLike); return true } catch { return false } },
+    accessSync,
+    readdirSync,
+    realpathSync,
+    readlinkSync: (path: PathLike): never => {
+      const p = walkSync(fs, path, 'readlink')
+      wrapSync('readlink', p.user, () => fs.lstatSync(p.fs))
+      throw nodeError('EINVAL', 'readlink', p.user)
+    },
+    mkdirSync: (path: PathLike, options?: MkdirOptions | number | string | null): string | undefined => {
+      const o = typeof options === 'object' && options !== null ? options : { mode: options ?? undefined }
+      const mode = typeof o.mode === 'string' ? parseInt(o.mode, 8) : o.mode ?? 0o777
+      if (o.recursive) return mkdirpSync(fs, pathArg(path).user, mode)
+      const p = walkSync(fs, path, 'mkdir')
+      if (p.last !== undefined) throw nodeError('EEXIST', 'mkdir', p.user)
+      wrapSync('mkdir', p.user, () => fs.mkdirSync(p.fs, mode))
+      return undefined
+    },
+    rmdirSync: (path: PathLike, options?: { recursive?: boolean }): void => {
+      if (options?.recursive) {
+        const p = walkSync(fs, path, 'stat')
+        if (!wrapSync('stat', p.user, () => fs.statSync(p.fs)).isDirectory()) throw nodeError('ENOTDIR', 'rmdir', p.user)
+        rimrafSync(fs, p.user)
+        return
+      }
+      rmdir1Sync(fs, path)
+    },
+    rmSync: (path: PathLike, options?: RmOptions): void => {
+      // Node checks first only without { force, recursive }.
+      if (options?.force && options.recursive) { rimrafSync(fs, pathArg(path).user); return }
+      let p: Walked
+      let st: PmemStats
+      try {
+        p = walkSync(fs, path, 'lstat')
+        st = wrapSync('lstat', p.user, () => fs.lstatSync(p.fs))
+      } catch (e) {
+        if (options?.force && codeOf(e) === 'ENOENT') return
+        throw e
+      }
+      if (st.isDirectory() && !options?.recursive) throw rmIsDirError(p.user)
+      rimrafSync(fs, p.user)
+    },
+    unlinkSync: (path: PathLike): void => unlink1Sync(fs, path),
+    renameSync: (oldPath: PathLike, newPath: PathLike): void => {
+      const au = pathArg(oldPath, 'oldPath').user
+      const bu = pathArg(newPath, 'newPath').user
+      const both = (e: unknown): unknown => {
+        const n = e as NodeSystemError
+        return n && typeof n === 'object' && typeof n.code === 'string' && n.syscall ? nodeError(n.code, 'rename', au, bu, n) : e
+      }
+      let a: Walked
+      let b: Walked
+      try {
+        a = walkSync(fs, oldPath, 'rename', 'oldPath')
+        parentDirSync(fs, a, 'rename')
+        b = walkSync(fs, newPath, 'rename', 'newPath')
+        parentDirSync(fs, b, 'rename')
+      } catch (e) { throw both(e) }
+      if (a.last !== undefined || b.last !== undefined) throw nodeError('EBUSY', 'rename', au, bu)
+      const bDir = b.fs.endsWith('/') ? b.fs.slice(0, -1) : b.fs
+      const aPath = a.fs.endsWith('/') ? a.fs.slice(0, -1) : a.fs
+      if (aPath.startsWith(`${bDir}/`) && bDir !== '') {
+        const st = wrapSync('rename', au, () => fs.lstatSync(aPath), bu)
+        if (!st.isDirectory() && (a.slash || b.slash)) throw nodeError('ENOTDIR', 'rename', au, bu)
+        throw nodeError('ENOTEMPTY', 'rename', au, bu)
+      }
+      wrapSync('rename', au, () => fs.renameSync(a.fs, b.fs), bu)
+    },
+    utimesSync: timesSync('utime'),
+    lutimesSync: timesSync('lutime'),
+    futimesSync: (fd: number, atime: unknown, mtime: unknown): void => {
+      const a = timeMs(atime, 'atime')
+      const m = timeMs(mtime, 'mtime')
+      const f = handle(fd, 'futime').file
+      wrapSync('futime', undefined, () => { if (f.isClosed) throw nodeError('EBADF', 'futime'); f.utimesSync(a, m) })
+    },
+    chmodSync: (path: PathLike, mode: number | string): void => {
+      const m = parseMode(mode)
+      const p = walkSync(fs, path, 'chmod')
+      wrapSync('chmod', p.user, () => fs.chmodSync(p.fs, m))
+    },
+    fchmodSync: (fd: number, mode: number | string): void => {
+      const m = parseMode(mode)
+      const f = handle(fd, 'fchmod').file
+      wrapSync('fchmod', undefined, () => f.chmodSync(m))
+    },
+    linkSync: (existingPath: PathLike, newPath: PathLike): void => {
+      const au = pathArg(existingPath, 'existingPath').user
+      const bu = pathArg(newPath, 'newPath').user
+      try {
+        const a = walkSync(fs, existingPath, 'link', 'existingPath')
+        fs.statSync(a.fs)
+        const b = walkSync(fs, newPath, 'link', 'newPath')
+        if (b.last !== undefined) throw nodeError('EEXIST', 'link', au, bu)
+        fs.linkSync(a.fs, b.fs)
+      } catch (e) {
+        const n = e as NodeSystemError
+        throw n && typeof n === 'object' && typeof n.code === 'string' && n.syscall ? nodeError(n.code, 'link', au, bu, n) : toNodeError(e, 'link', au, bu)
+      }
+    },
+    openSync: (path: PathLike, flags: OpenMode = 'r', mode?: number): number => {
+      const h = new PmemFileHandle(openAtSync(fs, path, flags ?? 'r', mode ?? 0o666))
+      fds.set(h.fd, h)
+      return h.fd
+    },
+    closeSync: (fd: number): void => { const h = handle(fd, 'close'); fds.delete(h.fd); h.closeSync() },
+    readSync: (fd: number, ...a: unknown[]): number => handle(fd, 'read').readSync(...a).bytesRead,
+    writeSync: (fd: number, ...a: unknown[]): number => {
+      const h = handle(fd, 'write')
+      // fs.writeSync makes the system call even for 0 bytes (FileHandle.write does not): EBADF on a read-only fd.
+      if (!h.file.flags.write && !h.file.isClosed) throw nodeError('EBADF', 'write')
+      return h.writeSync(a[0], a[1], a[2], a[3]).bytesWritten
+    },
+    fstatSync: (fd: number, opts?: StatOptions): unknown => { const f = handle(fd, 'fstat').file; return toStats(wrapSync('fstat', undefined, () => f.stat()), opts) },
+    fsyncSync: (fd: number): void => { const f = handle(fd, 'fsync').file; wrapSync('fsync', undefined, () => f.fsyncSync()) },
+    fdatasyncSync: (fd: number): void => { const f = handle(fd, 'fdatasync').file; wrapSync('fdatasync', undefined, () => f.fsyncSync()) },
+    ftruncateSync: (fd: number, len = 0): void => { const f = handle(fd, 'ftruncate').file; const n = truncLen(len); wrapSync('ftruncate', undefined, () => f.truncateSync(n)) },
+    truncateSync: (path: PathLike, len = 0): void => {
+      const n = truncLen(len)
+      const f = openAtSync(fs, path, 'r+', 0o666)
+      try { wrapSync('ftruncate', undefined, () => f.truncateSync(n)) } finally { f.closeSync() }
+    },
+    readFileSync: (path: PathLike | number, options?: ReadFileOptions | Encoding | null): string | Buffer => {
+      const o = typeof options === 'object' && options !== null ? options : {}
+      const enc = encodingOf(options, null)
+      let buf: Buffer
+      if (typeof path === 'number') {
+        buf = readRest(handle(path, 'read').file, undefined)
+      } else {
+        const f = openAtSync(fs, path, o.flag ?? 'r', 0o666)
+        try { buf = readRest(f, 0) } finally { f.closeSync() }
+      }
+      return enc && enc !== 'buffer' ? buf.toString(enc) : buf
+    },
+    writeFileSync: writeFileSync('w'),
+    appendFileSync: writeFileSync('a'),
+  }
+  return out
 }
 
 /** Entries of a directory (recursively: breadth-first, as Node), as Dirents whose parentPath is in the caller's form. */

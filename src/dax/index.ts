@@ -38,7 +38,7 @@ export function mmap(file: { mmap(offset: number, length: number, opts?: Record<
 
 // file.mmap() returns a DaxMapping once this layer is loaded: widen the fs's
 // (empty) MmapResult by interface merging, so src/fs needs no import of dax.
-declare module '../fs/fs.js' {
+declare module '../fs/types.js' {
   // eslint-disable-next-line @typescript-eslint/no-empty-interface
   interface MmapResult extends DaxMapping {}
 }

@@ -91,7 +91,7 @@ export function attachDax(fs: PmemFs): DaxLayer {
   if (!isDaxCapable(fs.device)) {
     throw pmemError('EINVAL', 'attachDax', 'the file system is not on a pmemu Device (DAX needs the page table)')
   }
-  fs._live('attachDax')
+  fs.assertLive('attachDax')
   const layer = new DaxLayer(fs, fs.device)
   layers.set(fs, layer)
   return layer
@@ -133,19 +133,21 @@ export class DaxLayer {
     this.table = dev.table
     this.pageSize = dev.pageSize
     this.log = subsystemLogger(dev.log, 'dax')
-    fs.setMmapFactory((file, off, len, o) => this.mmap(file, off, len, o))
-    fs.setLayoutBreaker((file, first, end, o) => this.breakLayout(file, first, end, o))
-    fs.setOnFree((pfn, info) => this.onFree(pfn, info))
-    this.#undo.push(() => { fs.setMmapFactory(undefined); fs.setLayoutBreaker(undefined); fs.setOnFree(undefined) })
+    // One extension: mmap, layout breaks, frees, and unmount (also fsck's repair
+    // unmount) tearing every mapping down first.
+    this.#undo.push(fs.attach({
+      name: 'dax',
+      mmap: (file, off, len, o) => this.mmap(file, off, len, o),
+      breakLayout: (file, first, end, o) => this.breakLayout(file, first, end, o),
+      onFree: (pfn, info) => this.onFree(pfn, info),
+      beforeUnmount: () => this.#teardown(),
+    }))
     this.#undo.push(this.table.addChecker(() => this.check()))
     this.#undo.push(dev.attach({
       poison: range => this.#memoryFailure(range.offset, range.length),
       unbind: () => this.#unbind(),
       dead: reason => this.#deviceDead(reason),
     }))
-    // Unmount (and fsck's repair unmount) tears every mapping down first.
-    fs.setBeforeUnmount(() => this.#teardown())
-    this.#undo.push(() => fs.setBeforeUnmount(undefined))
   }
 
   get model(): PageTable['model'] { return this.table.model }
@@ -172,7 +174,7 @@ export class DaxLayer {
   #assertUsable(op: string, path?: string): void {
     if (this.#dead) throw this.#dead()
     this.dev.assertLive(op)
-    this.fs._live(op, path)
+    this.fs.assertLive(op, path)
   }
 
   #tree(node: FsNode): FileTree {

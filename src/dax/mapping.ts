@@ -13,7 +13,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
-import { pmemError, type PmemuError } from '../errors.js'
+import { pmemError, type PmemuError, safeString } from '../errors.js'
 import type { FsNode, PmemFile } from '../fs/index.js'
 import { WINDOW_BYTES } from '../region/index.js'
 import type { DaxLayer, FileTree } from './layer.js'
@@ -177,7 +177,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
         offset + length > this.pages * this.pageSize) {
       const size = this.pages * this.pageSize
       const bad = (v: unknown): boolean => typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0
-      const show = (v: unknown): string => typeof v === 'string' ? `'${v}'` : String(v)
+      const show = (v: unknown): string => typeof v === 'string' ? `'${v}'` : safeString(v)
       if (bad(offset)) throw pmemError('EINVAL', op, `offset must be a non-negative integer, got ${show(offset)}`, { path: this.path })
       if (bad(length)) throw pmemError('EINVAL', op, `length must be a non-negative integer, got ${show(length)}`, { path: this.path, offset })
       throw pmemError('EINVAL', op, `range [${offset}, ${offset}+${length}) is outside the ${size}-byte mapping`, { path: this.path, offset: typeof offset === 'number' ? offset : undefined })
@@ -355,7 +355,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
     const size = this.pages * ps
     const off = offset ?? 0
     const bad = (v: unknown): boolean => typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0
-    const show = (v: unknown): string => typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : typeof v === 'symbol' ? 'a Symbol' : String(v)
+    const show = (v: unknown): string => typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : typeof v === 'symbol' ? 'a Symbol' : safeString(v)
     if (bad(off) || off % ps !== 0) throw pmemError('EINVAL', 'munmap', `offset must be a multiple of the ${ps}-byte page, got ${show(offset)}`, { path: this.path })
     if (length !== undefined && (bad(length) || length === 0)) throw pmemError('EINVAL', 'munmap', `length must be a positive integer, got ${show(length)}`, { path: this.path, offset: off })
     const len = length ?? size - off

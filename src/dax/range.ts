@@ -251,10 +251,15 @@ export class MappingRange {
       let k = j + 1
       if (want === R_ZERO) {
         while (k < j1 && ptes[k] === PTE_NONE && rmap[k] !== R_ZERO) k++
-      } else {
+        this.#scanGuards(j, k)
+      } else if (this.#rec.guards.length > 0) {
         while (k < j1 && ptes[k] === p + (k - j) && rmap[k] !== p + (k - j)) k++
+        this.#scanGuards(j, k)
+      } else {
+        // No guard pages to look at first: find the run and record it in one pass.
+        rmap[j] = p
+        while (k < j1 && ptes[k] === p + (k - j) && rmap[k] !== p + (k - j)) { rmap[k] = p + (k - j); k++ }
       }
-      this.#scanGuards(j, k)
       if (want === R_ZERO) {
         this.#shim.rangeZero!(this.id, j * ps, (k - j) * ps)
         rmap.fill(R_ZERO, j, k)
@@ -267,7 +272,7 @@ export class MappingRange {
           throw pmemError('ENOMEM', 'view', `cannot map ${k - j} page(s) into the mapping's address range: ${String((e as Error)?.message)}`,
             { path: this.#rec.path, offset: j * ps, cause: e })
         }
-        for (let i = j; i < k; i++) rmap[i] = p + (i - j)
+        if (rmap[k - 1] !== p + (k - 1 - j)) for (let i = j; i < k; i++) rmap[i] = p + (i - j)
       }
       j = k
     }

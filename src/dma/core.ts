@@ -213,8 +213,15 @@ export async function runJob(env: CoreEnv, job: JobSpec): Promise<JobResult> {
         // the thread is going away with the pins held: the main thread releases them from the ledger
         await new Promise<never>(() => { /* never */ })
       }
-      if (job.fail === 'hang-after-pin') await waitCtl(ledger, CTL_ABORT, Infinity)
+      if (job.fail === 'hang-after-pin') {
+        // hangs right here, pins held, until aborted or terminated; an abort
+        // ends it before any byte moves (either direction), as the name says
+        await waitCtl(ledger, CTL_ABORT, Infinity)
+        checkLive()
+      }
     }
+    // An abort that came while pinned (a hang, a slow fault) stops here: nothing is copied, in either direction.
+    if (Atomics.load(ledger, L_CTL) & CTL_ABORT) throw new PmemuAbortError('dma', { offset: job.offset })
     // --- copy, at the device model's pace --------------------------------------------------------------
     const t0 = performance.now()
     const buf = new Uint8Array(job.buffer, job.bufferOffset, job.length)

@@ -5,8 +5,8 @@
  */
 import type { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
-import { PmemuAbortError, PmemuError, isPmemuError, pmemError } from '../errors.js'
-import { PTE_NONE, type DaxMappingLike, type MappingShare } from '../dax/types.js'
+import { PmemuAbortError, PmemuError, isPmemuError, pmemError, safeString } from '../errors.js'
+import { PTE_NONE, type DaxMappingLike, type MappingShare } from '../dax/index.js'
 import type { Device } from '../region/index.js'
 import { subsystemLogger } from '../util/log.js'
 import { parseSize } from '../util/size.js'
@@ -231,6 +231,8 @@ export class DmaEngine {
   #deadReason: string | undefined
   #keepAlive: ReturnType<typeof setInterval> | undefined
   #mainEnv: CoreEnv | undefined
+  /** Workers whose terminate() was called and that have not exited yet: kept ref'd. */
+  readonly #terminating = new Set<Worker>()
   readonly #stats = { submitted: 0, completed: 0, failed: 0, aborted: 0, bytes: 0, faults: 0, retries: 0, workerDeaths: 0, pinsReclaimed: 0 }
 
   constructor(dev: Device, opts: DmaEngineOptions = {}) {
@@ -241,22 +243,22 @@ export class DmaEngine {
     dev.assertLive('DmaEngine')
     const workers = opts.workers ?? DEFAULT_WORKERS
     if (!Number.isSafeInteger(workers) || workers < 0 || workers > MAX_WORKERS) {
-      throw pmemError('EINVAL', 'DmaEngine', `workers must be a whole number in [0, ${MAX_WORKERS}], got ${String(workers)}`)
+      throw pmemError('EINVAL', 'DmaEngine', `workers must be a whole number in [0, ${MAX_WORKERS}], got ${safeString(workers)}`)
     }
     const latencyNs = opts.latencyNs ?? 0
     if (typeof latencyNs !== 'number' || !Number.isFinite(latencyNs) || latencyNs < 0) {
-      throw pmemError('EINVAL', 'DmaEngine', `latencyNs must be a non-negative number, got ${String(latencyNs)}`)
+      throw pmemError('EINVAL', 'DmaEngine', `latencyNs must be a non-negative number, got ${safeString(latencyNs)}`)
     }
     let bandwidth = 0
     if (opts.bandwidth !== undefined) {
       bandwidth = typeof opts.bandwidth === 'string' ? parseSize(opts.bandwidth, 'bandwidth', 'DmaEngine') : opts.bandwidth
       if (typeof bandwidth !== 'number' || !Number.isFinite(bandwidth) || bandwidth <= 0) {
-        throw pmemError('EINVAL', 'DmaEngine', `bandwidth must be a positive number of bytes/s, got ${String(opts.bandwidth)}`)
+        throw pmemError('EINVAL', 'DmaEngine', `bandwidth must be a positive number of bytes/s, got ${safeString(opts.bandwidth)}`)
       }
     }
     const mode = opts.mode ?? 'auto'
     if (mode !== 'auto' && mode !== 'workers' && mode !== 'main-thread') {
-      throw pmemError('EINVAL', 'DmaEngine', `mode must be 'auto', 'workers' or 'main-thread', got ${String(mode)}`)
+      throw pmemError('EINVAL', 'DmaEngine', `mode must be 'auto', 'workers' or 'main-thread', got ${safeString(mode)}`)
     }
     this.dev = dev
     this.latencyNs = latencyNs
@@ -367,21 +369,21 @@ export class DmaEngine {
       throw pmemError('EINVAL', 'dma', 'map must be a DAX mapping (file.mmap())')
     }
     if (direction !== 'to-device' && direction !== 'from-device') {
-      throw pmemError('EINVAL', 'dma', `direction must be 'to-device' or 'from-device', got ${String(direction)}`)
+      throw pmemError('EINVAL', 'dma', `direction must be 'to-device' or 'from-device', got ${safeString(direction)}`)
     }
     if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw pmemError('EINVAL', 'dma', `offset must be a non-negative whole number, got ${String(offset)}`)
+      throw pmemError('EINVAL', 'dma', `offset must be a non-negative whole number, got ${safeString(offset)}`)
     }
     if (!Number.isSafeInteger(length) || length < 0) {
-      throw pmemError('EINVAL', 'dma', `length must be a non-negative whole number, got ${String(length)}`, { offset })
+      throw pmemError('EINVAL', 'dma', `length must be a non-negative whole number, got ${safeString(length)}`, { offset })
     }
     const pin = o.pin ?? 'pin'
-    if (pin !== 'pin' && pin !== 'get') throw pmemError('EINVAL', 'dma', `pin must be 'pin' or 'get', got ${String(pin)}`)
+    if (pin !== 'pin' && pin !== 'get') throw pmemError('EINVAL', 'dma', `pin must be 'pin' or 'get', got ${safeString(pin)}`)
     let hold = 0
     if (o.hold === 'until-release') hold = -1
     else if (o.hold !== undefined) {
       if (typeof o.hold !== 'number' || !Number.isFinite(o.hold) || o.hold < 0) {
-        throw pmemError('EINVAL', 'dma', `hold must be a non-negative number of ms or 'until-release', got ${String(o.hold)}`)
+        throw pmemError('EINVAL', 'dma', `hold must be a non-negative number of ms or 'until-release', got ${safeString(o.hold)}`)
       }
       hold = o.hold
     }
@@ -397,7 +399,7 @@ export class DmaEngine {
       buffer = o.buffer
     }
     if (o.fail !== undefined && !['throw-after-pin', 'exit-after-pin', 'uncaught-after-pin', 'hang-after-pin'].includes(o.fail)) {
-      throw pmemError('EINVAL', 'dma', `unknown fail point ${String(o.fail)}`)
+      throw pmemError('EINVAL', 'dma', `unknown fail point ${safeString(o.fail)}`)
     }
     let share: MappingShare
     try {
@@ -475,7 +477,7 @@ export class DmaEngine {
     const busy = this.#inflight.size > 0
     for (const s of this.#slots) {
       if (!s.worker) continue
-      if (busy) s.worker.ref()
+      if (busy || this.#terminating.has(s.worker)) s.worker.ref()
       else s.worker.unref()
     }
     if (this.mode === 'main-thread') {
@@ -498,6 +500,12 @@ export class DmaEngine {
     const w = spawnWorker(this.#workerUrl(), { name: `pmemu-dma-${slot.index}`, execArgv })
     slot.worker = w
     slot.deathError = undefined
+    // Idle workers are unref'd (they never keep the process alive), and an unref'd worker's
+    // terminate() settles on an 'exit' event an otherwise idle loop does not wait for: a
+    // terminate() from outside (or our own at close) keeps this worker ref'd until it exits.
+    const terminate = w.terminate.bind(w)
+    w.terminate = () => { this.#terminating.add(w); w.ref(); return terminate() }
+    w.once('exit', () => this.#terminating.delete(w))
     const init: ToWorker = {
       t: 'init', region: { windows: this.dev.transferable().region.windows }, table: this.dev.table.transferable(), engine: this.#engineSab,
     }

@@ -23,7 +23,7 @@
  *   and its files fails with ENXIO.
  */
 import { pmemError, type PmemuError } from '../errors.js'
-import type { PmemFs, IoHooks, BlockOwner } from '../fs/index.js'
+import type { PmemFs, FsExtension, BlockOwner } from '../fs/index.js'
 import type { BadBlock } from '../region/types.js'
 import type { DeviceListener } from '../region/device.js'
 
@@ -89,25 +89,25 @@ export function attachFaults(fs: PmemFs): FaultsHandle {
   /** The recovery write in flight between beforeDataWrite and afterDataWrite (JS runs them back to back). */
   let pending: { off: number; len: number } | undefined
 
-  const hooks: IoHooks = {
-    beforeDataRead(off, len, ctx) {
+  const ext: FsExtension = {
+    name: 'faults',
+    checkDataRead(off, len, ctx) {
       const bad = dev.poisonedIn(off, len)
       if (bad.length === 0) return
       const first = bad.reduce((a, b) => (b.offset < a.offset ? b : a))
       const clean = first.offset - off
       const e = poisonError('read', first, ctx.fileOffset + clean, ctx.ino, ps,
         `read of poisoned memory at file offset ${ctx.fileOffset + clean} (device bytes ${first.offset}..${first.offset + first.length - 1})`)
-      ;(e as { cleanBytes?: number }).cleanBytes = clean
-      throw e
+      return { readable: clean, error: e }
     },
-    beforeDataWrite(off, len, ctx) {
+    checkDataWrite(off, len, ctx) {
       pending = undefined
       const bad = dev.poisonedIn(off, len)
       if (bad.length === 0) return
       for (const b of bad) {
         if (b.offset % SECTOR !== 0 || (b.offset + b.length) % SECTOR !== 0) {
           const fo = ctx.fileOffset + (b.offset - off)
-          throw poisonError('write', b, fo, ctx.ino, ps,
+          return poisonError('write', b, fo, ctx.ino, ps,
             `write covers part of a poisoned 512-byte sector at file offset ${fo}: only whole-sector writes clear poison`)
         }
       }
@@ -122,11 +122,11 @@ export function attachFaults(fs: PmemFs): FaultsHandle {
       dev.clearPoison(off, len)
       recoveries++
     },
-    beforeMetaRead(off, len, what) {
+    checkMetaRead(off, len, what) {
       const bad = dev.poisonedIn(off, len)
       if (bad.length === 0) return
       const b = bad[0]!
-      throw pmemError('EHWPOISON', 'read', `${what} at device offset ${b.offset} is poisoned`, { offset: b.offset, pfn: Math.floor(b.offset / ps) })
+      return pmemError('EHWPOISON', 'read', `${what} at device offset ${b.offset} is poisoned`, { offset: b.offset, pfn: Math.floor(b.offset / ps) })
     },
   }
 
@@ -159,7 +159,7 @@ export function attachFaults(fs: PmemFs): FaultsHandle {
     },
   }
 
-  fs.setIoHooks(hooks)
+  let detachExt: (() => void) | undefined = fs.attach(ext)
   unsubscribe = dev.attach(listener)
   const handle: FaultsHandle = {
     fs,
@@ -168,7 +168,8 @@ export function attachFaults(fs: PmemFs): FaultsHandle {
     detach() {
       unsubscribe?.()
       unsubscribe = undefined
-      fs.setIoHooks(undefined)
+      detachExt?.()
+      detachExt = undefined
       attached.delete(fs)
     },
   }

@@ -22,7 +22,11 @@
 import { isPmemuError, pmemError } from '../errors.js'
 import { rootLogger, subsystemLogger, type Logger } from '../util/log.js'
 import type { FsDevice } from './device.js'
-import { checkDevice, checkHookOpts, isMounted, PmemFs, type ProgressFn } from './fs.js'
+import { checkDevice, checkHookOpts } from './check.js'
+import { mountState, unmountSync } from './mount.js'
+import { attachLost as attachLostFound } from './ops.js'
+import { isMounted, type FsState } from './state.js'
+import type { ProgressFn } from './types.js'
 import { Journal } from './journal.js'
 import {
   decodeDirBlock, decodeInode, decodeOverflow, decodeSuperblock, DT_DIR, DT_REG, encodeDirBlock, encodeInode, encodeOverflow,
@@ -85,14 +89,14 @@ export async function fsck(dev: FsDevice, opts: FsckOptions = {}): Promise<FsckR
 }
 
 function attachLost(dev: FsDevice, inos: number[], log: Logger): string[] {
-  let fs: PmemFs | undefined
+  let st: FsState | undefined
   try {
-    fs = PmemFs._mount(dev, { logger: log })
-    return fs._attachLost(inos)
+    st = mountState(dev, { logger: log })
+    return attachLostFound(st, inos)
   } catch (e) {
     return [`mount for /lost+found failed: ${(e as Error).message}`]
   } finally {
-    if (fs && !fs.isUnmounted) { try { fs._unmountSync() } catch { /* reported by the re-check */ } }
+    if (st && !st.unmounted) { try { unmountSync(st) } catch { /* reported by the re-check */ } }
   }
 }
 

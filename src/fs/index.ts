@@ -7,7 +7,8 @@ export type { FsDevice } from './device.js'
 export {
   mkfs, mount, isMounted, PmemFs, PmemFile, FsNode, PmemStats, CRASH_POINTS, formatUuid,
   type MkfsOptions, type MountOptions, type StatFs, type TruncateOptions, type LayoutBreaker, type LayoutBreakOptions,
-  type OnFree, type MmapFactory, type MmapResult, type MmapOptions, type IoHooks, type IoContext, type BlockOwner, type FsInfo,
+  type OnFree, type MmapFactory, type MmapResult, type MmapOptions, type IoContext, type BlockOwner, type FsInfo,
+  type FsExtension, type ReadRefusal, type Detach,
   type Progress, type ProgressFn, type CrashPoint, type CrashPointHook,
 } from './fs.js'
 export type { CrashPointInfo } from './journal.js'

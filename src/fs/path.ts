@@ -1,5 +1,5 @@
 /** Path parsing for the fs: absolute, '/'-separated, lexically normalised. */
-import { pmemError } from '../errors.js'
+import { pmemError, safeString } from '../errors.js'
 import { NAME_MAX, encodeUtf8 } from './layout.js'
 
 export const PATH_MAX = 4096
@@ -95,5 +95,5 @@ export function parseFlags(flags: unknown, path: string): OpenFlags {
       truncate: (flags & O_TRUNC) !== 0, append: (flags & O_APPEND) !== 0, sync: (flags & (O_SYNC | O_DSYNC)) !== 0,
     }
   }
-  throw pmemError('EINVAL', 'open', `invalid open flags ${String(flags)}`, { path })
+  throw pmemError('EINVAL', 'open', `invalid open flags ${safeString(flags)}`, { path })
 }

@@ -52,7 +52,7 @@ export interface HotEnv {
   checkRange(op: string, pfn: number, count: number): void
   /** A fast lane returned non-zero: wasm finish(), then strict-mode throw. */
   finishHot(code: number, ev: number, op: string, pfn: number): void
-  /** A wasm status != 0: strict mode throws the violation. */
+  /** A wasm status != 0: ENXIO when unbound/closed, else strict mode throws the violation. */
   violated(status: number, op: string, pfn: number): void
   /** EOPNOTSUPP for FOLL_LONGTERM. */
   longterm(pfn: number): PmemuError
@@ -106,7 +106,9 @@ return {
   putRange: function putRange(pfn, count) { range(EV_PUT, 'put', 'putRange', pfn, count) },
   maybeDmaPinned: function maybeDmaPinned(pfn) {
     if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < n)) throw badPfn('maybeDmaPinned', pfn)
-    return fDma(pfn) !== 0
+    const r = fDma(pfn)
+    if (r > 1) violated(r, 'maybeDmaPinned', pfn)
+    return r !== 0
   },
 }
 `

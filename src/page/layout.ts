@@ -149,7 +149,14 @@ export const V = {
   belowStructuralFloor: 20, tailCounts: 21, pgmap: 22, lost: 23,
 } as const
 
+/** Status of a counting path on an unbound table or a closed device (H_BOUND != 1): nothing done; ENXIO. */
+export const ST_UNBOUND = 0x80
+/** H_BOUND values. */
+export const BOUND = 1
+export const UNBOUND = 0
+export const CLOSED = 2
+
 /** Exported wasm globals that must equal the mirror above. */
 export const VERIFIED: Readonly<Record<string, number>> = {
-  HDR, RECORDS, RECORD_SHIFT, T_EVENTS, H_PGMAP_REFS, H_WAITERS, H_RING_HEAD, H_PGMAP_SEQ, STATS, RING,
+  HDR, RECORDS, RECORD_SHIFT, T_EVENTS, H_PGMAP_REFS, H_WAITERS, H_RING_HEAD, H_PGMAP_SEQ, STATS, RING, H_BOUND, ST_UNBOUND,
 }

@@ -4,7 +4,7 @@
  * assembly/pages.ts, visible to worker threads (attach), waited on with
  * Atomics.waitAsync.
  */
-import { PmemuAbortError, PmemuError, pmemError } from '../errors.js'
+import { PmemuAbortError, PmemuError, pmemError, safeString } from '../errors.js'
 import { rootLogger, subsystemLogger, type Logger } from '../util/log.js'
 import type { ModelName } from '../region/types.js'
 import {
@@ -14,7 +14,7 @@ import {
   M_PGMAP_BASE, H_PGMAP_REFS, H_PGMAP_SEQ, H_WAITERS, H_RING_HEAD, H_SLOTS, STATS, STAT_SLOTS, STAT_COUNTERS,
   RING, RING_ENTRIES, MAGIC, LAYOUT_VERSION, MAX_PAGES, EV, OP_NAMES, COUNTER_NAMES, type CounterName,
   S_LAYOUT_WAITS, S_TRANSIENT, S_FOLIO_MAKES, S_FOLIO_SPLITS, S_UNBINDS, S_RESETS, V,
-  BUSY_ABOVE_IDLE,
+  BUSY_ABOVE_IDLE, ST_UNBOUND, BOUND, CLOSED,
 } from './layout.js'
 import {
   MODELS, MODEL_IDS, MODEL_NAMES, FOLIO_ORDER, FOLIO_PAGES, encodeModel, isModelName, pgmapBase,
@@ -189,7 +189,7 @@ export class PageTable {
       throw pmemError('EINVAL', 'PageTable.create', `pageSize must be a power of two >= 4096, got ${pageSize}`)
     }
     if (!isModelName(model)) {
-      throw pmemError('EINVAL', 'PageTable.create', `model must be one of ${MODEL_NAMES.join(', ')}, got ${String(model)}`)
+      throw pmemError('EINVAL', 'PageTable.create', `model must be one of ${MODEL_NAMES.join(', ')}, got ${safeString(model)}`)
     }
     const log = subsystemLogger(rootLogger(opts.logger), 'pages')
     const module = await loadModule()
@@ -266,8 +266,9 @@ export class PageTable {
     }
   }
 
-  /** A wasm status != 0: the violation is in the ring; strict mode throws it. */
+  /** A wasm status != 0: ENXIO when the table is unbound or its device closed; else the violation is in the ring, strict mode throws it. */
   #violated(status: number, op: string, pfn: number): void {
+    if (status === ST_UNBOUND) throw this.#unbound(op, pfn)
     if (!this.strict) return
     this.#drainRing()
     let v: Violation | undefined
@@ -277,6 +278,17 @@ export class PageTable {
     }
     v ??= this.#makeViolation(status, pfn, op, 0, 0)
     throw pmemError('EINVAL', op, `invariant ${v.invariant} violated: ${v.message}`, { pfn, violation: v })
+  }
+
+  /** ENXIO: what every path gives once the table is unbound or its device closed (H_BOUND, shared with every thread's table). */
+  #unbound(op: string, pfn: number | undefined): PmemuError {
+    const closed = Atomics.load(this.#i32, H_BOUND >> 2) === CLOSED
+    return pmemError('ENXIO', op, closed ? 'the device is closed' : 'the device was unbound', { pfn })
+  }
+
+  /** The cold paths' check of the same bound state the wasm counting paths read. */
+  #checkBound(op: string, pfn: number | undefined): void {
+    if (Atomics.load(this.#i32, H_BOUND >> 2) !== BOUND) throw this.#unbound(op, pfn)
   }
 
   // --- low-level paths (dev.pages) ----------------------------------------------
@@ -359,7 +371,9 @@ export class PageTable {
   /** page_maybe_dma_pinned(): folio pincount > 0; small page refcount >= 1024 (1024 plain gets are a false positive, as in Linux). */
   maybeDmaPinned(pfn: number): boolean {
     this.#checkPfn('maybeDmaPinned', pfn)
-    return this.#x.maybeDmaPinned(pfn) !== 0
+    const r = this.#x.maybeDmaPinned(pfn)
+    if (r > 1) this.#violated(r, 'maybeDmaPinned', pfn)
+    return r !== 0
   }
 
   // --- DAX layer -------------------------------------------------------------------
@@ -392,12 +406,14 @@ export class PageTable {
    */
   free(pfn: number): boolean {
     this.#checkPfn('free', pfn)
+    this.#checkBound('free', pfn)
     return this.#x.free(pfn) !== 0
   }
 
   /** page->mapping = inode, page->index = index (a folio keeps it on its head). */
   associate(pfn: number, inode: number, index: number): void {
     this.#checkPfn('associate', pfn)
+    this.#checkBound('associate', pfn)
     if (!(inode >>> 0 === inode && inode !== 0)) throw pmemError('EINVAL', 'associate', `inode must be a whole number in [1, 2^32), got ${inode}`, { pfn })
     if (!(index >>> 0 === index)) throw pmemError('EINVAL', 'associate', `index must be a whole number in [0, 2^32), got ${index}`, { pfn })
     const st = this.#x.associate(pfn, inode, index)
@@ -406,6 +422,7 @@ export class PageTable {
 
   disassociate(pfn: number): void {
     this.#checkPfn('disassociate', pfn)
+    this.#checkBound('disassociate', pfn)
     this.#x.associate(pfn, 0, 0)
   }
 
@@ -418,9 +435,10 @@ export class PageTable {
 
   #flag(op: string, pfn: number, flag: PageFlag, on: boolean): void {
     this.#checkPfn(op, pfn)
+    this.#checkBound(op, pfn)
     const bit = SETTABLE_FLAGS[flag]
     if (bit === undefined) {
-      throw pmemError('EINVAL', op, `flag must be one of ${Object.keys(SETTABLE_FLAGS).join(', ')}, got ${String(flag)}`, { pfn })
+      throw pmemError('EINVAL', op, `flag must be one of ${Object.keys(SETTABLE_FLAGS).join(', ')}, got ${safeString(flag)}`, { pfn })
     }
     // poison is per page (PageHWPoison on the subpage); the others live on the head
     const target = bit === F_POISONED ? pfn : this.#x.head(pfn)
@@ -452,6 +470,7 @@ export class PageTable {
   /** Group the 512 pages from `headPfn` (2 MiB-aligned) into one order-9 folio (upstream only: EOPNOTSUPP elsewhere; EBUSY if any page is in use). */
   makeFolio(headPfn: number): void {
     this.#checkPfn('makeFolio', headPfn)
+    this.#checkBound('makeFolio', headPfn)
     if (headPfn % FOLIO_PAGES !== 0 || headPfn + FOLIO_PAGES > this.pageCount) {
       throw pmemError('EINVAL', 'makeFolio', `a folio head must be ${FOLIO_PAGES}-page aligned with ${FOLIO_PAGES} pages in the table`, { pfn: headPfn })
     }
@@ -464,6 +483,7 @@ export class PageTable {
   /** Split a folio back to order-0 pages: only when idle and unassociated (EBUSY otherwise). */
   splitFolio(headPfn: number): void {
     this.#checkPfn('splitFolio', headPfn)
+    this.#checkBound('splitFolio', headPfn)
     const st = this.#x.splitFolio(headPfn)
     if (st === 3) throw pmemError('EINVAL', 'splitFolio', 'not a folio head', { pfn: headPfn })
     if (st === 2) throw pmemError('EBUSY', 'splitFolio', 'the folio is referenced, mapped, pinned or still associated with a file', { pfn: headPfn })
@@ -585,6 +605,15 @@ export class PageTable {
     return `PageTable ${inspect(this.toJSON())}`
   }
 
+  /**
+   * The device is closed: every counting path (here and in every worker's
+   * table on the same memory) fails with ENXIO from now on. Idempotent; an
+   * unbound table stays unbound-and-closed.
+   */
+  close(): void {
+    Atomics.store(this.#i32, H_BOUND >> 2, CLOSED)
+  }
+
   get bound(): boolean {
     return Atomics.load(this.#i32, H_BOUND >> 2) === 1
   }
@@ -683,7 +712,7 @@ export class PageTable {
   /** Add to a counter of this thread's slot (upper layers: faults, folioFaults, truncates, ...). */
   bump(counter: CounterName, n = 1): void {
     const i = COUNTER_NAMES.indexOf(counter)
-    if (i < 0) throw pmemError('EINVAL', 'bump', `unknown counter ${String(counter)} (one of ${COUNTER_NAMES.join(', ')})`)
+    if (i < 0) throw pmemError('EINVAL', 'bump', `unknown counter ${safeString(counter)} (one of ${COUNTER_NAMES.join(', ')})`)
     if (!Number.isSafeInteger(n)) throw pmemError('EINVAL', 'bump', `n must be a whole number, got ${n}`)
     this.#x.bump(i, BigInt(n))
   }

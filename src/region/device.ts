@@ -252,17 +252,8 @@ export class Device extends EventEmitter {
     }
     this.table.unbind()
     this.state = 'unbound'
-    this.killPaths()
     for (const l of [...this.layers]) l.dead?.('unbound')
     this.emit('unbind')
-  }
-
-  private killPaths(): void {
-    const why = this.state === 'closed' ? 'the device is closed' : 'the device was unbound'
-    const dead = (op: string) => () => { throw pmemError('ENXIO', op, why, this.path ? { path: this.path } : {}) }
-    // Shadow the table's methods with throwing ones: old references to dev.pages fail with ENXIO.
-    const p = this.pages as unknown as Record<string, unknown>
-    for (const k of ['get', 'put', 'pin', 'unpin', 'pinRange', 'unpinRange', 'maybeDmaPinned']) p[k] = dead(k)
   }
 
   /** Close (idempotent). Later calls get ENXIO. The mapping goes with its last holder (workers too). */
@@ -270,8 +261,10 @@ export class Device extends EventEmitter {
     if (this.state === 'closed') return
     const wasOpen = this.state !== 'unbound'
     this.state = 'closed'
-    this.killPaths()
     if (wasOpen) for (const l of [...this.layers]) l.dead?.('closed')
+    // The table's own bound state: every path of every thread's table (dev.pages kept by a caller,
+    // the DAX layer's, a DMA worker's) fails with ENXIO from here, in the wasm counting paths themselves.
+    this.table.close()
     this.layers.clear()
     this.region.close()
     this.emit('close')

@@ -7,10 +7,12 @@ import type { FlushKind } from './types.js'
 export interface NativeShim {
   mapFile(fd: number, length: number, readOnly: boolean, trySync: boolean, slices: number[]): MapResult
   mapAnon(length: number, slices: number[]): MapResult
-  persist(sab: SharedArrayBuffer, offset: number, length: number, kind: FlushKind): void
+  persist(sab: SharedArrayBuffer, offset: number, length: number, kind: FlushKind | number): void
   cpuFlush(): FlushKind
   benchGetPut(sab: SharedArrayBuffer, offset: number, iters: number): number
   benchPinUnpin(sab: SharedArrayBuffer, offset: number, delta: number, iters: number): number
+  /** iters × persist(kind) of [offset, offset+length) in C; kind as pmem_core.h's integer or name. */
+  benchPersist(sab: SharedArrayBuffer, offset: number, length: number, kind: FlushKind | number, iters: number): number
   /** +delta on the refcount word and +1 on a 64-bit pgmap counter, then both back, per iteration: four locked operations. */
   benchEdgePair(sab: SharedArrayBuffer, refOffset: number, pgmapSab: SharedArrayBuffer, pgmapOffset: number, delta: number, iters: number): number
   benchSweep(sab: SharedArrayBuffer, offset: number, stride: number, count: number, delta: number, rounds: number): number

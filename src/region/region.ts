@@ -12,7 +12,7 @@ import { resolve } from 'node:path'
 import { constants } from 'node:os'
 import { inspect } from 'node:util'
 import type { Logger } from 'pino'
-import { pmemError, wrapSystemError, PmemuError } from '../errors.js'
+import { pmemError, wrapSystemError, PmemuError, safeString } from '../errors.js'
 import { parseSize, formatBytes, type Size } from '../util/size.js'
 import { nativeShim, nativeAvailable } from './native.js'
 import { checkBoolean, checkOffset, describe } from '../util/check.js'
@@ -66,6 +66,9 @@ interface Opened {
   writerElsewhere?: boolean
 }
 
+/** pm_flush_kind of native-shims/src/pmem_core.h, by name. */
+const FLUSH_CODES: Readonly<Record<FlushKind, number>> = { none: 0, msync: 1, clflushopt: 2, clwb: 3 }
+
 function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string, dflt: T): T {
   if (v === undefined) return dflt
   if (typeof v === 'string' && (allowed as readonly string[]).includes(v)) return v as T
@@ -75,7 +78,7 @@ function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string
 function checkPageSize(pageSize: unknown): number {
   if (typeof pageSize !== 'number' || !Number.isSafeInteger(pageSize) || pageSize < 4096 ||
       pageSize > MAX_PAGE_SIZE || (pageSize & (pageSize - 1)) !== 0) {
-    throw pmemError('EINVAL', 'open', `page size must be a power of two from 4096 to 1 GiB, got ${String(pageSize)}`)
+    throw pmemError('EINVAL', 'open', `page size must be a power of two from 4096 to 1 GiB, got ${safeString(pageSize)}`)
   }
   return pageSize
 }
@@ -493,11 +496,13 @@ export class Region {
     this.checkRange('persist', offset, length)
     if (length === 0 || this.readOnly) return
     // eADR: the caches are in the persistence domain, a fence is all it takes.
-    const kind: FlushKind = this.persistence === 'eadr' ? 'none' : this.capabilities.flush
+    // The kind goes to C as pmem_core.h's integer (no string compare per call).
+    const kind = this.persistence === 'eadr' ? 0 : FLUSH_CODES[this.capabilities.flush]
+    const shim = nativeShim()
     this.each(offset, length, (w, rel, _at, n) => {
       if (w.sab) {
         try {
-          nativeShim().persist(w.sab, rel, n, kind)
+          shim.persist(w.sab, rel, n, kind)
         } catch (e) {
           throw wrapSystemError(e, 'persist', { offset, length })
         }
@@ -547,7 +552,7 @@ export class Region {
     this.live('crash')
     const keep = oneOf(opts.keep, ['none', 'all', 'random'] as const, 'keep', 'random')
     if (opts.seed !== undefined && (!Number.isSafeInteger(opts.seed))) {
-      throw pmemError('EINVAL', 'crash', `seed must be an integer, got ${String(opts.seed)}`)
+      throw pmemError('EINVAL', 'crash', `seed must be an integer, got ${safeString(opts.seed)}`)
     }
     const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31)
     if (this.persistence === 'eadr' || !this.shadow) {

@@ -1,0 +1,38 @@
+/** Transactions: the in-memory copy-on-write of inodes a metadata operation changes. */
+import type { Inode, Superblock } from './layout.js'
+import type { FsState } from './state.js'
+import type { DirOverlay } from './types.js'
+
+export class Tx {
+  inodes = new Map<number, Inode | null>()
+  allocated: Array<[number, number]> = []
+  freed: Array<[number, number]> = []
+  newInos: number[] = []
+  dirs = new Map<number, DirOverlay>()
+  sb: Superblock | undefined
+  constructor(readonly op: string) {}
+}
+
+function cloneInode(i: Inode): Inode {
+  return { ...i, extents: i.extents.map(e => ({ ...e })), overflow: i.overflow.slice() }
+}
+
+export function txInode(st: FsState, tx: Tx, ino: number): Inode | undefined {
+  if (tx.inodes.has(ino)) return tx.inodes.get(ino) ?? undefined
+  return st.inodes[ino]
+}
+
+export function mut(st: FsState, tx: Tx, ino: number): Inode {
+  const t = tx.inodes.get(ino)
+  if (t) return t
+  const cur = st.inodes[ino]
+  if (!cur) throw new Error(`pmemu internal: inode ${ino} is not in use`)
+  const c = cloneInode(cur)
+  tx.inodes.set(ino, c)
+  return c
+}
+
+export function abort(st: FsState, tx: Tx): void {
+  for (const [p, n] of tx.allocated) st.bitmap.clearRange(p, n)
+  for (const ino of tx.newInos) st.reservedInos.delete(ino)
+}
