@@ -11,11 +11,12 @@
  */
 import { isPmemuError, pmemError, PmemuAbortError, type PmemuError } from '../errors.js'
 import type { FsNode, PmemFile, PmemFs } from '../fs/index.js'
-import { FOLIO_PAGES, type PageTable, type Violation } from '../page/index.js'
+import type { PageTable, Violation } from '../page/index.js'
 import { Device } from '../region/index.js'
 import { subsystemLogger, type Logger } from '../util/log.js'
 import { DaxMapping, type MemoryFailureEvent } from './mapping.js'
-import { PTE_NONE } from './types.js'
+import { FileTree, PMD_PAGES, type Chunk } from './tree.js'
+import { PTE_NONE, type MappingHost } from './types.js'
 import type { ZapReason } from './range.js'
 
 // The fault and zap paths issue the DAX events through the page table's range
@@ -23,43 +24,6 @@ import type { ZapReason } from './range.js'
 // of contiguous pfns; test/dax.test.ts checks them against n single calls (an
 // earlier wasm core took a refcount-only fast lane on flagless order-0 pages
 // and skipped the entry flag / mapcount).
-
-/** Pages per PMD (2 MiB of 4 KiB pages): the unit of a huge fault and of an upstream folio. */
-export const PMD_PAGES = FOLIO_PAGES
-
-/** Page-cache entries of one 512-page chunk of a file (one xarray node). */
-export interface Chunk {
-  /** pfn of each page's entry, PTE_NONE when none. A folio entry fills all 512 (head + i). */
-  pfns: Int32Array
-  /** Entries present (512 for a PMD entry). */
-  count: number
-  /** The chunk is ONE order-9 folio entry, counted on its head (upstream). */
-  folio: boolean
-  /** The chunk was entered as one PMD entry (all 512 at once). */
-  pmd: boolean
-}
-
-/** The mapping tree of one file: its page-cache entries and its mappings. */
-export class FileTree {
-  readonly chunks = new Map<number, Chunk>()
-  readonly mappings = new Set<DaxMapping>()
-  constructor(readonly ino: number, readonly node: FsNode) {}
-
-  /** pfn of the page-cache entry of file page `index`, or PTE_NONE. */
-  entry(index: number): number {
-    const ch = this.chunks.get(Math.floor(index / PMD_PAGES))
-    return ch ? ch.pfns[index % PMD_PAGES]! : PTE_NONE
-  }
-
-  chunk(c: number): Chunk {
-    let ch = this.chunks.get(c)
-    if (!ch) {
-      ch = { pfns: new Int32Array(PMD_PAGES).fill(PTE_NONE), count: 0, folio: false, pmd: false }
-      this.chunks.set(c, ch)
-    }
-    return ch
-  }
-}
 
 export interface DaxStats {
   files: number
@@ -105,7 +69,9 @@ interface Breaker { first: number; end: number; kick: AbortController | undefine
 /** How many recently freed blocks the checker keeps watching (invariant 4). */
 const FREED_WATCH = 4096
 
-export class DaxLayer {
+export { FileTree, PMD_PAGES, type Chunk }
+
+export class DaxLayer implements MappingHost {
   readonly fs: PmemFs
   readonly dev: Device
   readonly table: PageTable

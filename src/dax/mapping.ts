@@ -16,8 +16,8 @@ import { inspect } from 'node:util'
 import { pmemError, type PmemuError, safeString } from '../errors.js'
 import type { FsNode, PmemFile } from '../fs/index.js'
 import { WINDOW_BYTES } from '../region/index.js'
-import type { DaxLayer, FileTree } from './layer.js'
-import { PTE_NONE, type DaxMappingLike, type MappingShare } from './types.js'
+import type { FileTree } from './tree.js'
+import { PTE_NONE, type DaxMappingLike, type MappingHost, type MappingShare } from './types.js'
 import { MappingRange, assertNoStaleStore, RANGE_STEP, type MappingCapabilities, type ZapReason } from './range.js'
 
 let nextId = 1
@@ -66,7 +66,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
   readonly pmd = new Map<number, { pfn: number; folio: boolean }>()
   /** @internal */ readonly node: FsNode
   /** @internal */ readonly tree: FileTree
-  readonly #layer: DaxLayer
+  readonly #layer: MappingHost
   readonly #ptesSab: SharedArrayBuffer
   readonly #stateSab: SharedArrayBuffer
   readonly #stateWord: Int32Array
@@ -80,7 +80,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
   readonly capabilities: MappingCapabilities
 
   /** @internal use file.mmap() */
-  constructor(layer: DaxLayer, tree: FileTree, file: PmemFile, offset: number, length: number, opts: { write: boolean; sync: boolean }, generation: number) {
+  constructor(layer: MappingHost, tree: FileTree, file: PmemFile, offset: number, length: number, opts: { write: boolean; sync: boolean }, generation: number) {
     super()
     this.#layer = layer
     this.tree = tree

@@ -62,3 +62,19 @@ export interface DaxMappingLike extends EventEmitter {
   fault(offset: number, length: number, write: boolean): void
   share(): MappingShare
 }
+
+/**
+ * What a mapping needs from the DAX layer that made it (the layer implements
+ * it): mapping.ts depends on this, not on layer.ts.
+ */
+export interface MappingHost {
+  readonly pageSize: number
+  readonly dev: import('../region/index.js').Device
+  readonly table: import('../page/index.js').PageTable
+  generationOk(m: import('./mapping.js').DaxMapping): boolean
+  kill(m: import('./mapping.js').DaxMapping, err: () => import('../errors.js').PmemuError, why?: import('./range.js').ZapReason): void
+  unmap(m: import('./mapping.js').DaxMapping): void
+  unmapRange(m: import('./mapping.js').DaxMapping, j0: number, j1: number): void
+  faultRange(m: import('./mapping.js').DaxMapping, j0: number, j1: number, write: boolean, kind: 'cpu' | 'gup', op: string): void
+  populate(m: import('./mapping.js').DaxMapping, from?: number, to?: number): void
+}
