@@ -230,12 +230,13 @@ function describe(at: CrashAt): string {
 class Lab {
   private dev: Device | undefined
   private image: Uint8Array | undefined
-  constructor(private readonly r: Resolved) {}
+  /** light: no crash shadow (the explorer builds crash states itself); between runs the image is written back only. */
+  constructor(private readonly r: Resolved, private readonly light = false) {}
 
   private async open(): Promise<Device> {
     const r = this.r
     return openDevice(undefined, {
-      size: r.size, crashShadow: true, ...(r.model ? { model: r.model } : {}), ...(r.pageSize ? { pageSize: r.pageSize } : {}),
+      size: r.size, crashShadow: !this.light, ...(r.model ? { model: r.model } : {}), ...(r.pageSize ? { pageSize: r.pageSize } : {}),
     })
   }
 
@@ -251,6 +252,10 @@ class Lab {
       return dev
     }
     let dev = this.dev
+    if (this.light && dev && dev.status === 'open' && dev.badblocks().length === 0) {
+      dev.write(0, this.image)
+      return dev
+    }
     if (dev && dev.status === 'open') {
       try {
         await dev.crash({ keep: 'all', seed: 0 })
@@ -274,6 +279,9 @@ class Lab {
     await this.dev?.close().catch(() => undefined)
     this.dev = undefined
   }
+
+  /** Drop the device (a run left it unusable); the next fresh() opens a new one. */
+  async discard(): Promise<void> { await this.close() }
 }
 
 /**
@@ -474,23 +482,27 @@ async function verifyState(lab: Lab, verify: Verify, r: Resolved, t: Traced, k: 
     message: `${phase} failed after a crash ${describe(at)} (point '${point}'): ${errorText(error)}`,
   })
   const dev = await lab.fresh()
-  let fs: PmemFs
+  let fs: PmemFs | undefined
   try {
-    fs = await r.mount(dev)
-    await materialize(fs, t.base, stateOf(t.base, ops, plan, mask))
-  } catch (e) { return fail('mount', e) }
-  const snap = k < ops.length ? ops[k]!.state : t.end
-  let state: Record<string, unknown>
-  try { state = structuredClone(snap) } catch { state = { ...snap } }
-  try {
-    await verify({ dev, fs, state, seed, point, keep, at })
-  } catch (e) { return fail('verify', e) }
-  if (!fs.isUnmounted && !fs.isDead) await fs.unmount().catch(() => undefined)
-  return undefined
+    try {
+      fs = await r.mount(dev)
+      await materialize(fs, t.base, stateOf(t.base, ops, plan, mask))
+    } catch (e) { return fail('mount', e) }
+    const snap = k < ops.length ? ops[k]!.state : t.end
+    let state: Record<string, unknown>
+    try { state = structuredClone(snap) } catch { state = { ...snap } }
+    try {
+      await verify({ dev, fs, state, seed, point, keep, at })
+    } catch (e) { return fail('verify', e) }
+    return undefined
+  } finally {
+    // The next state starts from the image again: this fs must be gone (or the device is replaced).
+    if (fs && !fs.isUnmounted && !fs.isDead) await fs.unmount().catch(() => lab.discard())
+  }
 }
 
 async function explore(workload: Workload, verify: Verify, r: Resolved, opts: ForEachCrashOptions, seeds: number, base: number, maxFailures: number): Promise<ForEachCrashResult> {
-  const lab = new Lab(r)
+  const lab = new Lab(r, true)
   try {
     const t = await record(lab, workload, r)
     const failures: CrashFailure[] = []
@@ -528,7 +540,7 @@ async function explore(workload: Workload, verify: Verify, r: Resolved, opts: Fo
 async function replayState(workload: Workload, verify: Verify, r: Resolved, opts: ReplayOptions): Promise<CrashFailure | undefined> {
   const m = /^ops:(\d+):([0-9a-f]+)$/.exec(opts.point ?? '')
   if (!m) throw new TypeError(`replayCrash: a '${r.durability.name}' state needs its point 'ops:<k>:<mask>' (from the failure)`)
-  const lab = new Lab(r)
+  const lab = new Lab(r, true)
   try {
     const t = await record(lab, workload, r)
     const k = Number(m[1])
