@@ -16,6 +16,7 @@ import { Device } from '../region/index.js'
 import { subsystemLogger, type Logger } from '../util/log.js'
 import { DaxMapping, type MemoryFailureEvent } from './mapping.js'
 import { FileTree, PMD_PAGES, type Chunk } from './tree.js'
+import { checkDax } from './check.js'
 import { PTE_NONE, type MappingHost } from './types.js'
 import type { ZapReason } from './range.js'
 
@@ -866,89 +867,9 @@ export class DaxLayer implements MappingHost {
 
   // ------------------------------------------------------------------ checker
 
-  #violation(invariant: number, kind: string, pfn: number, expected: number, found: number, what: string): Violation {
-    return {
-      invariant, kind, pfn, model: this.model.name, op: 'check', expected, found,
-      message: `${what}: pfn ${pfn}, op check, model ${this.model.name}, expected ${expected}, found ${found}`,
-    }
-  }
-
-  /** SPEC §3 invariants 2, 4, 5 as the DAX layer sees them. */
+  /** SPEC §3 invariants 2, 4, 5 as the DAX layer sees them (check.ts). */
   check(): Violation[] {
-    const out: Violation[] = []
-    if (this.#dead) return out
-    const t = this.table
-    const ps = this.pageSize
-    const owner = new Map<number, number>()
-    const mapped = new Map<number, number>() // head pfn -> mappings (PTE or PMD) counted on it
-    for (const tree of this.trees.values()) {
-      let size: number
-      let extentOk: (index: number, pfn: number) => boolean
-      try {
-        size = tree.node.size
-        const ext = tree.node.extents()
-        extentOk = (index, pfn) => {
-          for (const e of ext) if (index >= e.l && index < e.l + e.n) return e.p + (index - e.l) === pfn
-          return false
-        }
-      } catch { continue }
-      const eof = Math.ceil(size / ps)
-      for (const [c, ch] of tree.chunks) {
-        for (let k = 0; k < PMD_PAGES; k++) {
-          const pfn = ch.pfns[k]!
-          if (pfn === PTE_NONE) continue
-          const index = c * PMD_PAGES + k
-          const other = owner.get(pfn)
-          if (other !== undefined && other !== tree.ino) out.push(this.#violation(4, 'two-files', pfn, other, tree.ino, 'page has page-cache entries in two files'))
-          owner.set(pfn, tree.ino)
-          if (index >= eof) out.push(this.#violation(5, 'entry-past-eof', pfn, eof, index, `file ${tree.ino} has a page-cache entry past EOF`))
-          else if (!extentOk(index, pfn)) out.push(this.#violation(5, 'entry-not-allocated', pfn, 1, 0, `file ${tree.ino} page ${index} has a page-cache entry for a block it does not own (a hole or a freed block)`))
-          if (ch.folio && k > 0) continue
-          const s = t.snapshot(pfn)
-          if (!s.flags.includes('entry')) out.push(this.#violation(2, 'entry-flag-missing', pfn, 1, 0, `file ${tree.ino} page ${index}: the page does not carry its page-cache entry`))
-          if (s.inode !== tree.ino || s.index !== index) out.push(this.#violation(2, 'association', pfn, tree.ino, s.inode, `file ${tree.ino} page ${index}: page->mapping/index is ${s.inode}/${s.index}`))
-        }
-      }
-      for (const m of tree.mappings) {
-        if (!m.live) continue
-        for (let j = 0; j < m.pages; j++) {
-          const pfn = m.ptes[j]!
-          if (pfn === PTE_NONE) continue
-          const index = m.firstIndex + j
-          if (index >= eof) out.push(this.#violation(5, 'mapped-past-eof', pfn, eof, index, `mapping ${m.id} of file ${tree.ino} maps page ${index} past EOF`))
-          if (tree.entry(index) !== pfn) out.push(this.#violation(2, 'mapped-without-entry', pfn, pfn, tree.entry(index), `mapping ${m.id} maps file page ${index} without its page-cache entry`))
-          const pm = m.pmd.get(Math.floor(index / PMD_PAGES))
-          if (pm?.folio) {
-            if (index % PMD_PAGES === 0) mapped.set(pm.pfn, (mapped.get(pm.pfn) ?? 0) + 1)
-            continue
-          }
-          const h = t.headOf(pfn)
-          mapped.set(h, (mapped.get(h) ?? 0) + 1)
-        }
-      }
-    }
-    const mapRefs = this.model.mapRefs
-    for (const [h, n] of mapped) {
-      const s = t.snapshot(h)
-      const want = mapRefs > 0 ? n : 0
-      if (s.mapcount !== want) out.push(this.#violation(2, 'mapcount-mismatch', h, want, s.mapcount, 'mapcount differs from the mappings installed'))
-      const floor = this.model.idleRefcount + (s.flags.includes('entry') ? this.model.entryRefs : 0) + n * mapRefs
-      if (s.refcount < floor) out.push(this.#violation(2, 'mapped-without-reference', h, floor, s.refcount, 'a mapped page does not hold the references its model says'))
-    }
-    const watch = this.#freedWatch
-    for (let i = 0; i < watch.length; i++) {
-      const pfn = watch[i]!
-      if (pfn < 0) continue
-      let kind: string
-      try { kind = this.fs.blockOwner(pfn).kind } catch { continue }
-      if (kind !== 'free') { watch[i] = -1; continue }
-      const s = t.snapshot(pfn)
-      if (s.inode !== 0 || s.flags.includes('entry') || s.mapcount !== 0) {
-        out.push(this.#violation(4, 'free-block-in-use', pfn, 0, s.inode, 'a free block is still associated, entered or mapped'))
-      } else if (s.refcount !== this.model.idleRefcount || s.pincount !== 0) {
-        out.push(this.#violation(4, 'free-block-referenced', pfn, this.model.idleRefcount, s.refcount, 'a free block is referenced or pinned'))
-      }
-    }
-    return out
+    if (this.#dead) return []
+    return checkDax({ table: this.table, pageSize: this.pageSize, model: this.model, trees: this.trees, fs: this.fs, freedWatch: this.#freedWatch })
   }
 }
