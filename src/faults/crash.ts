@@ -27,6 +27,9 @@ import { openDevice, prng, type Device } from '../region/index.js'
 import type { ModelName } from '../region/types.js'
 import type { Size } from '../util/size.js'
 import { attachFaults } from './poison.js'
+import { cloneMirror, materialize, recordingFs, scanFs, type Mirror, type Recording } from './trace.js'
+import { constraints, closed, hexToMask, maskToHex, planAt, stateKey, stateOf, story, subsets } from './explore.js'
+import { durabilityProfile, type DurabilityName, type DurabilityProfile } from '../fs/index.js'
 
 export type Keep = 'none' | 'all' | 'random'
 
@@ -35,6 +38,8 @@ export type CrashAt =
   | { kind: 'crash-point'; index: number; name: CrashPoint; op: string; seq: number }
   | { kind: 'persist'; index: number }
   | { kind: 'end' }
+  /** An explored crash state (weak durability profiles): after traced operation `index` of `of`. */
+  | { kind: 'ops'; index: number; of: number; durability: DurabilityName; persisted: string[]; lost: string[]; rules: string[]; story: string }
 
 export interface WorkloadContext {
   dev: Device
@@ -75,10 +80,27 @@ export interface ForEachCrashOptions {
   fsck?: boolean
   /** Stop after this many failures. Default: run everything. */
   maxFailures?: number
+  /** Weak profiles: enumerate every state of a persistence point up to this many, else sample (`seeds` per point). Default 256. */
+  maxStatesPerPoint?: number
   /** Format (and mount) the device once; the image it leaves (unmounted) is the start of every run. Default: src/dax mkfs. */
   mkfs?: (dev: Device) => Promise<PmemFs>
   /** Mount the fs the workload gets, and again after the crash. Default: src/dax mount + attachFaults. */
   mount?: (dev: Device) => Promise<PmemFs>
+  /**
+   * The file system whose durability the crash states model (docs/crash-testing.md,
+   * "Durability profiles"): 'strict' (default: pmemu's own journal, crashed at
+   * journal crash points and persist calls), or 'posix', 'ext4-ordered', 'xfs'
+   * (the crash-state explorer: every state the profile allows after each
+   * traced operation). Anything else is EINVAL.
+   */
+  durability?: DurabilityName
+  /**
+   * Which of the workload's errors after the power cut are expected. Default:
+   * the power loss, EIO or ENXIO (also as a `cause`), or any error whose
+   * message carries the power-loss message (a library that re-wraps the
+   * error without `cause`). Errors before the cut are always failures.
+   */
+  expectedError?: (error: unknown) => boolean
 }
 
 export interface CrashFailure {
@@ -94,7 +116,10 @@ export interface CrashFailure {
 }
 
 export interface ForEachCrashResult {
+  /** Runs (strict) or distinct crash states verified (weak profiles). */
   runs: number
+  /** Weak profiles: traced operations of the workload. */
+  operations?: number
   /** Journal crash points the workload passes (dry run). */
   crashPoints: number
   /** dev.persist calls the workload makes (dry run). */
@@ -145,6 +170,8 @@ function momentFor(seed: number, persists: number): string {
 interface Resolved {
   size: Size; model: ModelName | undefined; pageSize: number | undefined; fsck: boolean
   mkfs: (dev: Device) => Promise<PmemFs>; mount: (dev: Device) => Promise<PmemFs>
+  expectedError: ((e: unknown) => boolean) | undefined
+  durability: DurabilityProfile
 }
 
 function resolve(o: ForEachCrashOptions): Resolved {
@@ -152,6 +179,8 @@ function resolve(o: ForEachCrashOptions): Resolved {
     size: o.size ?? '16MiB', model: o.model, pageSize: o.pageSize, fsck: o.fsck !== false,
     mkfs: o.mkfs ?? (dev => fsMkfs(dev)),
     mount: o.mount ?? (async dev => { const fs = await fsMount(dev); attachFaults(fs); return fs }),
+    expectedError: typeof o.expectedError === 'function' ? o.expectedError : undefined,
+    durability: durabilityProfile(o.durability, 'forEachCrash'),
   }
 }
 
@@ -165,13 +194,29 @@ interface RunOutcome {
 const expectedAfterCrash = (e: unknown): boolean => {
   for (let x = e, depth = 0; x !== null && typeof x === 'object' && depth < 8; x = (x as { cause?: unknown }).cause, depth++) {
     if (x instanceof PowerLoss || isPmemuError(x, 'EIO') || isPmemuError(x, 'ENXIO')) return true
+    // Re-wrapped without cause (e.g. hypercore's WRITE_FAILED(message)): the power-loss text survives in the message.
+    let msg: unknown
+    try { msg = (x as { message?: unknown }).message } catch { msg = undefined }
+    if (typeof msg === 'string' && (msg.includes('(forEachCrash)') || msg.includes('the device crashed (power loss)'))) return true
   }
   return false
+}
+
+/** Format anything thrown (a Symbol, an object whose toString throws) without throwing. */
+export function errorText(e: unknown): string {
+  try {
+    if (e instanceof Error) return e.message
+    if (typeof e === 'symbol') return `(a thrown ${e.toString()})`
+    if (typeof e === 'string') return e
+    if (e === null || e === undefined || typeof e !== 'object') return `(a thrown ${String(e)})`
+    return `(a thrown ${Object.prototype.toString.call(e)}: ${JSON.stringify(e)?.slice(0, 200) ?? ''})`
+  } catch { return '(a thrown value that cannot be printed)' }
 }
 
 function describe(at: CrashAt): string {
   if (at.kind === 'crash-point') return `journal crash point ${at.index} (${at.name} of '${at.op}', transaction ${at.seq})`
   if (at.kind === 'persist') return `before persist call ${at.index}`
+  if (at.kind === 'ops') return `after operation ${at.index} of ${at.of} under '${at.durability}' (${at.story})`
   return 'after the workload returned'
 }
 
@@ -243,7 +288,7 @@ async function runOne(lab: Lab, workload: Workload, verify: Verify | undefined, 
   let at: CrashAt = { kind: 'end' }
   let tripped = false
   const fail = (phase: CrashFailure['phase'], error: unknown): RunOutcome => {
-    const msg = error instanceof Error ? error.message : String(error)
+    const msg = errorText(error)
     return {
       crashPoints: cp, persists,
       failure: {
@@ -282,7 +327,7 @@ async function runOne(lab: Lab, workload: Workload, verify: Verify | undefined, 
     try {
       await workload({ dev, fs: fs0, state })
     } catch (e) {
-      if (!tripped || !expectedAfterCrash(e)) {
+      if (!tripped || !(r.expectedError ?? expectedAfterCrash)(e)) {
         if (arm.kind === 'none') throw e
         return fail('workload', e)
       }
@@ -331,6 +376,7 @@ export async function forEachCrash(workload: Workload, verify: Verify, opts: For
   for (const k of keeps) if (k !== 'none' && k !== 'all' && k !== 'random') throw new TypeError(`forEachCrash: bad keep '${String(k)}'`)
   const base = (opts.seed ?? 1) >>> 0
   const maxFailures = opts.maxFailures ?? Infinity
+  if (r.durability.name !== 'strict') return explore(workload, verify, r, opts, seeds, base, maxFailures)
   const lab = new Lab(r)
   try {
     const dry = await runOne(lab, workload, undefined, r, 0, '', 'none')
@@ -369,7 +415,10 @@ export async function forEachCrash(workload: Workload, verify: Verify, opts: For
  */
 export async function replayCrash(workload: Workload, verify: Verify, opts: ReplayOptions): Promise<CrashFailure | undefined> {
   if (!opts || typeof opts.seed !== 'number') throw new TypeError('replayCrash: options.seed is required')
-  const r = resolve(opts)
+  // A failure of the explorer carries its profile in `at`.
+  const fromAt = (opts as { at?: CrashAt }).at
+  const r = resolve({ ...opts, durability: opts.durability ?? (fromAt?.kind === 'ops' ? fromAt.durability : undefined) })
+  if (r.durability.name !== 'strict' || opts.point?.startsWith('ops:')) return replayState(workload, verify, r, opts)
   const lab = new Lab(r)
   try {
     let point = opts.point
@@ -380,6 +429,117 @@ export async function replayCrash(workload: Workload, verify: Verify, opts: Repl
     parsePoint(point)
     const out = await runOne(lab, workload, verify, r, opts.seed, point, opts.keep ?? 'random')
     return out.failure
+  } finally {
+    await lab.close()
+  }
+}
+
+// ------------------------------------------------------------------ weak profiles: the explorer
+
+interface Traced { rec: Recording; base: Mirror; end: Record<string, unknown> }
+
+/** Run the workload once on a recording view of a fresh fs. */
+async function record(lab: Lab, workload: Workload, r: Resolved): Promise<Traced> {
+  const dev = await lab.fresh()
+  const fs = await r.mount(dev)
+  const base = await scanFs(fs)
+  const rec: Recording = { ops: [], mirror: cloneMirror(base) }
+  const state: Record<string, unknown> = {}
+  await workload({ dev, fs: recordingFs(fs, rec, state, fs.statfs().bsize), state })
+  let end: Record<string, unknown>
+  try { end = structuredClone(state) } catch { end = { ...state } }
+  if (!fs.isUnmounted && !fs.isDead) await fs.unmount()
+  return { rec, base, end }
+}
+
+/** The first operation two recordings of the workload disagree on, or undefined. */
+function diverges(a: Recording, b: Recording): string | undefined {
+  const n = Math.max(a.ops.length, b.ops.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.ops[i], y = b.ops[i]
+    if (x?.call === y?.call && x?.units.length === y?.units.length) continue
+    const d = (o: typeof x): string => (o ? `${o.call}${o.site ? ` at ${o.site}` : ''}` : '(no operation)')
+    return `the workload is not deterministic: operation ${i} was ${d(x)} in one run and ${d(y)} in another`
+  }
+  return undefined
+}
+
+async function verifyState(lab: Lab, verify: Verify, r: Resolved, t: Traced, k: number, mask: boolean[], plan: ReturnType<typeof planAt>, point: string, seed: number): Promise<CrashFailure | undefined> {
+  const ops = t.rec.ops
+  const st = story(r.durability, ops, plan, mask)
+  const at: CrashAt = { kind: 'ops', index: k, of: ops.length, durability: r.durability.name, persisted: st.persisted, lost: st.lost, rules: st.rules, story: st.text }
+  const keep: Keep = 'none'
+  const fail = (phase: CrashFailure['phase'], error: unknown): CrashFailure => ({
+    seed, point, keep, phase, error, at,
+    message: `${phase} failed after a crash ${describe(at)} (point '${point}'): ${errorText(error)}`,
+  })
+  const dev = await lab.fresh()
+  let fs: PmemFs
+  try {
+    fs = await r.mount(dev)
+    await materialize(fs, t.base, stateOf(t.base, ops, plan, mask))
+  } catch (e) { return fail('mount', e) }
+  const snap = k < ops.length ? ops[k]!.state : t.end
+  let state: Record<string, unknown>
+  try { state = structuredClone(snap) } catch { state = { ...snap } }
+  try {
+    await verify({ dev, fs, state, seed, point, keep, at })
+  } catch (e) { return fail('verify', e) }
+  if (!fs.isUnmounted && !fs.isDead) await fs.unmount().catch(() => undefined)
+  return undefined
+}
+
+async function explore(workload: Workload, verify: Verify, r: Resolved, opts: ForEachCrashOptions, seeds: number, base: number, maxFailures: number): Promise<ForEachCrashResult> {
+  const lab = new Lab(r)
+  try {
+    const t = await record(lab, workload, r)
+    const failures: CrashFailure[] = []
+    const done = (runs: number): ForEachCrashResult => ({ runs, operations: t.rec.ops.length, crashPoints: t.rec.ops.length + 1, persists: 0, failures, firstFailure: failures[0], ok: failures.length === 0 })
+    const again = await record(lab, workload, r)
+    const why = diverges(t.rec, again.rec)
+    if (why) {
+      failures.push({ seed: base, point: 'ops:0:0', keep: 'none', phase: 'workload', error: new Error(why), at: { kind: 'end' }, message: `workload failed: ${why}` })
+      return done(0)
+    }
+    const c = constraints(t.rec.ops, r.durability)
+    const seen = new Set<string>()
+    let runs = 0
+    for (let k = 0; k <= t.rec.ops.length && failures.length < maxFailures; k++) {
+      const plan = planAt(t.rec.ops, k, c)
+      const snap = k < t.rec.ops.length ? t.rec.ops[k]!.state : t.end
+      let sj: string
+      try { sj = JSON.stringify(snap) } catch { sj = String(k) }
+      for (const mask of subsets(plan, opts.maxStatesPerPoint ?? 256, seeds, mix(base, k))) {
+        if (failures.length >= maxFailures) break
+        const key = `${sj}#${stateKey(stateOf(t.base, t.rec.ops, plan, mask))}`
+        if (seen.has(key)) continue
+        seen.add(key)
+        const f = await verifyState(lab, verify, r, t, k, mask, plan, `ops:${k}:${maskToHex(mask)}`, base)
+        runs++
+        if (f) failures.push(f)
+      }
+    }
+    return done(runs)
+  } finally {
+    await lab.close()
+  }
+}
+
+async function replayState(workload: Workload, verify: Verify, r: Resolved, opts: ReplayOptions): Promise<CrashFailure | undefined> {
+  const m = /^ops:(\d+):([0-9a-f]+)$/.exec(opts.point ?? '')
+  if (!m) throw new TypeError(`replayCrash: a '${r.durability.name}' state needs its point 'ops:<k>:<mask>' (from the failure)`)
+  const lab = new Lab(r)
+  try {
+    const t = await record(lab, workload, r)
+    const k = Number(m[1])
+    if (k > t.rec.ops.length) {
+      const why = `the workload is not deterministic: it made ${t.rec.ops.length} operations, the state is after operation ${k}`
+      return { seed: opts.seed, point: opts.point!, keep: 'none', phase: 'workload', error: new Error(why), at: { kind: 'end' }, message: `workload failed: ${why}` }
+    }
+    const plan = planAt(t.rec.ops, k, constraints(t.rec.ops, r.durability))
+    const mask = hexToMask(m[2]!, plan.optional.length)
+    if (!mask || !closed(plan, mask)) throw new TypeError(`replayCrash: point '${opts.point!}' is not a state '${r.durability.name}' allows for this workload (is it deterministic?)`)
+    return await verifyState(lab, verify, r, t, k, mask, plan, opts.point!, opts.seed)
   } finally {
     await lab.close()
   }

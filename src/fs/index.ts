@@ -15,3 +15,7 @@ export type { CrashPointInfo } from './journal.js'
 export { fsck, type FsckOptions, type FsckReport } from './fsck.js'
 export { fsInfo, type FsSummary } from './info.js'
 export { crc32c } from '../util/crc32c.js'
+export {
+  DURABILITY_PROFILES, DURABILITY_NAMES, durabilityProfile,
+  type DurabilityName, type DurabilityProfile, type DurabilityRule,
+} from './durability.js'
