@@ -234,7 +234,7 @@ export function recordingFs(fs: PmemFs, rec: Recording, state: Record<string, un
           const existed = m.entries.has(p)
           const file = await fn.call(target, path, flags, mode) as PmemFile
           if (!existed) meta(op, { m: 'create', path: p, ino: file.ino, dir: false }, [dirname(p)], file.ino)
-          resizeIfChanged(op, file.ino, file.size)
+          if (!file.node.isDirectory) resizeIfChanged(op, file.ino, file.size) // O_TRUNC
           if (op.units.length > 0) push(op)
           return wrapFile(file)
         }
