@@ -149,3 +149,18 @@ t.test('errors after the cut count as expected even re-wrapped without cause; a 
   const strictPred = await forEachCrash(w, () => undefined, { seeds: 0, size: '8MiB', fsck: false, expectedError: e => !(e instanceof Error && e.message.startsWith('WRITE_FAILED')) })
   t.ok(strictPred.failures.length > 0)
 })
+
+t.test('mount and mkfs accept a durability profile; unknown names are EINVAL', async t => {
+  const { openDevice } = await import('../src/region/index.js')
+  const { mkfs, mount } = await import('../src/fs/index.js')
+  const dev = await openDevice(undefined, { size: '8MiB' })
+  t.teardown(() => dev.close())
+  await t.rejects(mkfs(dev, { durability: 'ext3' as 'posix' }), { code: 'EINVAL', syscall: 'mkfs' })
+  const fs = await mkfs(dev, { durability: 'xfs' })
+  t.equal(fs.durability, 'xfs')
+  await fs.unmount()
+  await t.rejects(mount(dev, { durability: 7 as unknown as 'posix' }), { code: 'EINVAL', message: /unknown durability profile 7/ })
+  const fs2 = await mount(dev)
+  t.equal(fs2.durability, 'strict')
+  await fs2.unmount()
+})

@@ -20,6 +20,7 @@
  *   faults: fs.shutdown, fs.blockOwner, quarantine (fs.quarantined / releaseQuarantine)
  *   crash:  onCrashPoint option / fs.onCrashPoint, dev.onCrash -> ENXIO
  */
+import type { DurabilityName } from './durability.js'
 import { inspect } from 'node:util'
 import { isPmemuError } from '../errors.js'
 import { formatUuid } from './check.js'
@@ -65,6 +66,8 @@ export class PmemFs {
   get blockSize(): number { return this.#s.blockSize }
   get blockCount(): number { return this.#s.blockCount }
   get maxFileSize(): number { return this.#s.maxFileSize }
+  /** The durability profile this mount models (MountOptions.durability; default 'strict'). */
+  get durability(): DurabilityName { return this.#s.durability }
 
   // ------------------------------------------------------------ public: hooks
 

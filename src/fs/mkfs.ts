@@ -1,4 +1,5 @@
 /** mkfs: zero the metadata, write the bitmap, the root and quarantine inodes, then the superblocks. */
+import { durabilityProfile } from './durability.js'
 import { randomBytes } from 'node:crypto'
 import { pmemError } from '../errors.js'
 import { Bitmap } from './bitmap.js'
@@ -12,6 +13,7 @@ import type { MkfsOptions } from './types.js'
 export function formatDevice(dev: FsDevice, opts: MkfsOptions = {}): void {
   checkDevice(dev, 'mkfs')
   checkHookOpts(opts, 'mkfs')
+  durabilityProfile(opts.durability, 'mkfs')
   if (dev.readOnly) throw pmemError('EROFS', 'mkfs', 'read-only device')
   if (mountedOn.has(dev)) throw pmemError('EBUSY', 'mkfs', 'the device has a mounted file system')
   const label = opts.label ?? ''

@@ -1,5 +1,6 @@
 /** Mount (journal replay, metadata load, orphan release) and unmount. */
 import { pmemError } from '../errors.js'
+import { durabilityProfile } from './durability.js'
 import { Bitmap } from './bitmap.js'
 import { checkDevice, checkHookOpts } from './check.js'
 import { commit } from './commit.js'
@@ -16,6 +17,7 @@ import type { MountOptions } from './types.js'
 export function mountState(dev: FsDevice, opts: MountOptions = {}): FsState {
   checkDevice(dev, 'mount')
   checkHookOpts(opts, 'mount')
+  durabilityProfile(opts.durability, 'mount')
   if (mountedOn.has(dev)) throw pmemError('EBUSY', 'mount', 'the device already has a mounted file system')
   const sbBytes = new Uint8Array(SB_SIZE)
   dev.read(0, sbBytes)

@@ -12,6 +12,7 @@
  *   mount.ts / mkfs.ts             mount (journal replay, orphans), unmount, format
  * Nothing here is part of the published API.
  */
+import { durabilityProfile, type DurabilityName } from './durability.js'
 import { pmemError, type ErrorCode, type PmemuError } from '../errors.js'
 import { rootLogger, subsystemLogger, type Logger } from '../util/log.js'
 import type { Bitmap } from './bitmap.js'
@@ -56,7 +57,10 @@ export class FsState {
   extensions: FsExtension[] = []
   hooks: Hooks = emptyHooks()
 
+  readonly durability: DurabilityName
+
   constructor(dev: FsDevice, sb: Superblock, opts: MountOptions) {
+    this.durability = durabilityProfile(opts.durability, 'mount').name
     this.device = dev
     this.sb = sb
     this.blockSize = sb.blockSize

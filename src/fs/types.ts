@@ -6,6 +6,7 @@ import type { CrashPointHook } from './journal.js'
 import type { DirEntry } from './layout.js'
 import type { Logger } from '../util/log.js'
 import type { PmemFile } from './file.js'
+import type { DurabilityName } from './durability.js'
 
 /** Progress of a long operation (mkfs zeroing, fsck passes): CLI progress bars hang off this. */
 export interface Progress { phase: string; done: number; total: number }
@@ -15,6 +16,13 @@ export interface MountOptions {
   logger?: Logger
   /** Called at every journal crash point; throwing there simulates power loss (the fs shuts down). */
   onCrashPoint?: CrashPointHook
+  /**
+   * The durability profile this mount models (docs/crash-testing.md): 'strict'
+   * (default) or 'posix', 'ext4-ordered', 'xfs'; anything else is EINVAL.
+   * The medium always behaves as 'strict'; forEachCrash's explorer builds the
+   * crash states a weak profile allows. Read it back as `fs.durability`.
+   */
+  durability?: DurabilityName
 }
 
 export interface MkfsOptions extends MountOptions {
