@@ -115,6 +115,19 @@ t.test('fsck --repair names the command that clears poison it cannot repair', as
   t.match(ro.out, /run `pmemu fsck --repair .*`; 1 poisoned block need `pmemu badblocks --clear/)
 })
 
+t.test('fsck lists poison in file data or free space (not a problem) with the command that clears it', async t => {
+  const f = await withFile()
+  t.equal((await cli('poison', f, '--offset', '1MiB', '--length', '512')).code, 0) // free space
+  for (const args of [[f], [f, '--repair']]) {
+    const r = await cli('fsck', ...args)
+    t.equal(r.code, 0, 'poison outside metadata is not a problem')
+    t.match(r.out, /poisoned: bytes 1048576\.\.1049087 \(512 bytes\) in block 256 \(free space\)/)
+    t.match(r.out, /a repair cannot clear poison; `pmemu badblocks --clear .*` does/)
+  }
+  t.equal((await cli('badblocks', f, '--clear')).code, 0)
+  t.notMatch((await cli('fsck', f)).out, /poisoned:/, 'cleared poison is no longer listed')
+})
+
 t.test('EPIPE exits quietly', async t => {
   const f = await withFile()
   const r = spawnSync('bash', ['-c', `node '${bin}' info '${f}' | head -1`], { encoding: 'utf8' })

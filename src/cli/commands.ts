@@ -247,6 +247,11 @@ export function registerCommands(program: Command): void {
           for (const p of r.recovered) out(`recovered: ${p}`)
           for (const p of r.problems) out(`problem: ${p}`)
           const clearHint = `pmemu badblocks --clear ${dev.path}`
+          // poison in file data or free space is not a problem fsck fixes, but
+          // reads there fail with EHWPOISON: list it, with what clears it
+          const lost = (r.badblocks ?? []).filter(b => !b.metadata)
+          for (const b of lost) out(`poisoned: bytes ${b.offset}..${b.offset + b.length - 1} (${plural(b.length, 'byte')}) in block ${b.pfn} (${b.owner}); reads there fail with EHWPOISON`)
+          if (lost.length) out(`a repair cannot clear poison; \`${clearHint}\` does (as ndctl clear-errors; the bytes there read back as they were left)`)
           out(r.clean ? `${dev.path}: clean`
             : r.exitCode === 1 ? `${dev.path}: problems fixed`
             : o.repair
