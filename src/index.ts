@@ -24,10 +24,10 @@ export type { PageSnapshot, Violation, PageTableStats, RefcountModel, WaitOption
 
 // The file system (SPEC §4), with DAX and fault injection attached
 export { mkfs, mount } from './mount.js'
-export { fsck, fsInfo, PmemFs, PmemFile, CRASH_POINTS } from './fs/index.js'
+export { fsck, fsInfo, PmemFs, PmemFile, CRASH_POINTS, DURABILITY_PROFILES, DURABILITY_NAMES, durabilityProfile } from './fs/index.js'
 export type {
   FsDevice, MkfsOptions, MountOptions, StatFs, PmemStats, TruncateOptions, FsckOptions, FsckReport, FsSummary,
-  Progress, ProgressFn, CrashPoint,
+  Progress, ProgressFn, CrashPoint, DurabilityName, DurabilityProfile, DurabilityRule,
 } from './fs/index.js'
 
 // DAX mappings (SPEC §5)
@@ -41,7 +41,7 @@ export type { DmaEngineOptions, DmaTransfer, SubmitOptions as DmaSubmitOptions, 
 // Fault injection (SPEC §7)
 export { attachFaults, forEachCrash, replayCrash } from './faults/index.js'
 export type {
-  ForEachCrashOptions, ForEachCrashResult, CrashFailure, Workload, Verify, WorkloadContext, VerifyContext, Keep,
+  ForEachCrashOptions, ForEachCrashResult, CrashFailure, Workload, Verify, WorkloadContext, VerifyContext, Keep, CrashAt,
 } from './faults/index.js'
 
 // Test-double adapters
