@@ -17,7 +17,7 @@ import { subsystemLogger, type Logger } from '../util/log.js'
 import { DaxMapping, type MemoryFailureEvent } from './mapping.js'
 import { FileTree, PMD_PAGES, type Chunk } from './tree.js'
 import { checkDax } from './check.js'
-import { PTE_NONE, type MappingHost } from './types.js'
+import { PTE_NONE } from './types.js'
 import type { ZapReason } from './range.js'
 
 // The fault and zap paths issue the DAX events through the page table's range
@@ -72,7 +72,10 @@ const FREED_WATCH = 4096
 
 export { FileTree, PMD_PAGES, type Chunk }
 
-export class DaxLayer implements MappingHost {
+// No "implements MappingHost": the members it names are internal (stripped from the
+// published .d.ts, where the clause would then fail a consumer's type check); the
+// mapping takes the layer as a MappingHost, which still checks the fit at that call.
+export class DaxLayer {
   readonly fs: PmemFs
   readonly dev: Device
   readonly table: PageTable
