@@ -72,6 +72,18 @@ t.test('bench --file refuses a device that holds files without --force', async t
   t.ok(rep.results.length > 0, 'with --force it runs')
 })
 
+t.test('bench --file refuses a pmemu device with no file system without --force (its region may hold data)', async t => {
+  const f = file()
+  const dev = await openDevice(f, { size: '8MiB', create: true })
+  dev.region.write(0, Uint8Array.of(1, 2, 3, 4))
+  dev.region.persist(0, 4)
+  await dev.close()
+  const before = hash(f)
+  await t.rejects(runBenchCommand({ file: f, size: '8MiB', model: 'upstream', out: () => {}, err: () => {}, plain: true,
+    run: { budget: TINY_BUDGET, only: ['side-table'] } }), { code: 'EEXIST', message: /holds a pmemu device \(8388608 bytes \(8 MiB\), no file system; its region may hold data\); the benchmarks would reformat it/ })
+  t.equal(hash(f), before, 'nothing on disk changed')
+})
+
 t.test('usage errors exit 2 with user-level messages', async t => {
   const f = file()
   for (const [args, re] of [

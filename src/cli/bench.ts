@@ -8,6 +8,7 @@ import { accessSync, constants as fsc, readFileSync, rmSync, statSync, writeFile
 import { dirname, resolve } from 'node:path'
 import cliProgress from 'cli-progress'
 import { isErrorCode, pmemError, wrapSystemError } from '../errors.js'
+import { bytesWithUnit } from './format.js'
 import type { ModelName } from '../region/types.js'
 import {
   runBenchmarks, renderHtml, compareLines, resultsTable, skippedLines, detectFs, defaultBase, resolveModels,
@@ -133,7 +134,14 @@ export async function runBenchCommand(o: BenchCommandOptions | Record<string, un
     checkWritableDir(opts.file, '--file')
     // The benchmarks format the region: never over something a user keeps unless told to.
     const { whatItHolds } = await import('./commands.js')
-    const holds = await whatItHolds(opts.file)
+    let holds = await whatItHolds(opts.file)
+    // mkfs may format a device with no file system (as mkfs.xfs), but its
+    // region may hold data written through the API: bench asks first too
+    if (holds === undefined) {
+      let size = 0
+      try { size = statSync(opts.file).size } catch { /* absent: a new device */ }
+      if (size > 0) holds = `a pmemu device (${bytesWithUnit(size)}, no file system; its region may hold data)`
+    }
     if (holds !== undefined) {
       if (!opts.force) {
         throw pmemError('EEXIST', 'bench', `${opts.file} holds ${holds}; the benchmarks would reformat it. Use --force to run on it anyway, or name a new file (or none: a scratch file is used and removed)`, { path: opts.file })
