@@ -1,14 +1,13 @@
 #!/usr/bin/env node
-// Refresh the repo's copies of the design documents from the design sources
-// (../shared/design beside the main checkout), when those are present:
+// Refresh the repo's copies of the design documents from a design directory
+// the maintainer names (the repo itself never reads outside its own tree:
+// these copies are what it builds and tests against):
 //   docs/spec.md                    <- SPEC.md
 //   docs/api-contract.md            <- API.md
 //   test/vectors/model-vectors.json <- model-vectors.json
+// Usage: node scripts/sync-design.mjs <design-dir> [--check]
+//        (or PMEMU_DESIGN_DIR=<design-dir>)
 // `--check` copies nothing: it lists copies that differ and exits 1 if any do.
-// Without a design directory it says so and exits 0: the copies in the repo
-// are then the reference (a clone from a public host has no ../shared).
-// PMEMU_DESIGN_DIR names the design directory explicitly.
-import { execFileSync } from 'node:child_process'
 import { copyFileSync, existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,19 +20,10 @@ export const COPIES = [
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
-/** The design directory, or undefined when none is present. */
-export function findDesignDir() {
-  const candidates = []
-  if (process.env.PMEMU_DESIGN_DIR) candidates.push(resolve(process.env.PMEMU_DESIGN_DIR))
-  candidates.push(join(root, '..', 'shared', 'design'))
-  // In a git worktree, ../shared is beside the main checkout, not beside this one.
-  try {
-    const common = execFileSync('git', ['rev-parse', '--path-format=absolute', '--git-common-dir'], {
-      cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim()
-    candidates.push(join(dirname(common), '..', 'shared', 'design'))
-  } catch { /* not a git checkout (an installed package): no worktree to look beside */ }
-  return candidates.find(d => COPIES.every(([src]) => existsSync(join(d, src))))
+/** The design directory named on the command line or in PMEMU_DESIGN_DIR, or undefined. */
+export function designDirArg(argv = process.argv.slice(2)) {
+  const given = argv.find(a => !a.startsWith('--')) ?? process.env.PMEMU_DESIGN_DIR
+  return given === undefined ? undefined : resolve(given)
 }
 
 /** Copies whose bytes differ from the design sources: [{ src, dest }]. */
@@ -46,14 +36,19 @@ export function stale(designDir) {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const check = process.argv.includes('--check')
-  const dir = findDesignDir()
+  const dir = designDirArg()
   if (!dir) {
-    console.log('sync-design: no design directory (../shared/design) here; the copies in the repo are the reference')
-    process.exit(0)
+    console.error('usage: node scripts/sync-design.mjs <design-dir> [--check]  (or PMEMU_DESIGN_DIR)')
+    process.exit(2)
+  }
+  const missing = COPIES.filter(([src]) => !existsSync(join(dir, src))).map(([src]) => src)
+  if (missing.length) {
+    console.error(`sync-design: ${dir} lacks ${missing.join(', ')}`)
+    process.exit(2)
   }
   const diff = stale(dir)
   if (check) {
-    for (const { src, dest } of diff) console.log(`sync-design: ${dest} differs from ${src} (run: node scripts/sync-design.mjs)`)
+    for (const { src, dest } of diff) console.log(`sync-design: ${dest} differs from ${src} (run: node scripts/sync-design.mjs ${dir})`)
     if (diff.length === 0) console.log(`sync-design: copies match ${dir}`)
     process.exit(diff.length ? 1 : 0)
   }
