@@ -9,7 +9,7 @@ import { mkdtempSync, existsSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { openDevice, mount } from '../src/index.js'
+import { openDevice, mkfs, mount } from '../src/index.js'
 import { cli } from './fixtures/cli.js'
 import { runBenchCommand } from '../src/cli/bench.js'
 import { TINY_BUDGET } from '../bench/index.js'
@@ -26,7 +26,7 @@ const file = () => join(dir, `d${n++}.pmem`)
 async function withFile(): Promise<string> {
   const f = file()
   const dev = await openDevice(f, { size: '16MiB', create: true })
-  const fs = await mount(dev).catch(async () => (await import('../src/index.js')).mkfs(dev))
+  const fs = await mkfs(dev)
   const h = await fs.open('/keep', 'w+')
   h.write(new Uint8Array(8192).fill(5), 0)
   await h.fsync()

@@ -7,6 +7,7 @@
  * checked before and after: toNodeFs never reaches the host.
  */
 import t from 'tap'
+import { snapshot } from './fixtures/sentinel.js'
 import { Buffer } from 'node:buffer'
 import * as realFs from 'node:fs/promises'
 import * as realFsModule from 'node:fs'
@@ -29,20 +30,6 @@ const sentinel = mkdtempSync(join(tmpdir(), 'pmemu-diff-sentinel-'))
 writeFileSync(join(sentinel, 'f'), 'sentinel')
 mkdirSync(join(sentinel, 'd'))
 writeFileSync(join(sentinel, 'd', 'g'), 'inner')
-function snapshot(dir: string): string {
-  const out: string[] = []
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const p = join(d, e.name)
-      const st = statSync(p)
-      out.push(`${p} ${st.size} ${st.mtimeMs} ${st.mode}`)
-      if (e.isDirectory()) walk(p)
-      else out.push(readFileSync(p, 'hex'))
-    }
-  }
-  walk(dir)
-  return out.join('\n')
-}
 const before = snapshot(sentinel)
 t.teardown(() => rmSync(sentinel, { recursive: true, force: true }))
 

@@ -24,6 +24,7 @@
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
+import { withoutCoverage } from './fixtures/env.js'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -432,12 +433,8 @@ t.test(`(f) a writer killed with SIGKILL loses nothing it acknowledged (${GOAL ?
   let lost = 0
   const r = rng(31)
   for (let i = 0; i < rounds; i++) {
-    // no coverage from the writer: it loads src through tsx, whose maps do not line up with ts-node's
-    const env = { ...process.env }
-    delete env.NODE_V8_COVERAGE
-    for (const k of Object.keys(env)) if (k.startsWith('_TAPJS_PROCESSINFO')) delete env[k]
-    if (env.NODE_OPTIONS) env.NODE_OPTIONS = env.NODE_OPTIONS.split(/\s+/).filter(o => !/processinfo/.test(o)).join(' ')
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', writer], { stdio: ['ignore', 'pipe', 'pipe'], env })
+    // no coverage from the writer: it loads src through tsx
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', writer], { stdio: ['ignore', 'pipe', 'pipe'], env: withoutCoverage() })
     let errText = ''
     child.stderr.on('data', d => { errText += d })
     let lastAck = acked

@@ -5,15 +5,8 @@
 // in a child process so this suite's own imports do not count.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
+import { withoutCoverage } from './fixtures/env.js'
 
-/** The environment minus what makes a child process report coverage to tap. */
-function withoutCoverage(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const e = { ...env }
-  delete e.NODE_V8_COVERAGE
-  for (const k of Object.keys(e)) if (k.startsWith('_TAPJS_PROCESSINFO')) delete e[k]
-  if (e.NODE_OPTIONS) e.NODE_OPTIONS = e.NODE_OPTIONS.split(/\s+/).filter(o => !/processinfo/.test(o)).join(' ')
-  return e
-}
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

@@ -5,6 +5,7 @@
  * would match it on the host matches nothing here).
  */
 import t from 'tap'
+import { snapshot } from './fixtures/sentinel.js'
 import { readdirSync, readFileSync, statSync, mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,20 +19,6 @@ import { toNodeFs } from '../src/adapters/index.js'
 const sentinel = mkdtempSync(join(tmpdir(), 'pmemu-3p-sentinel-'))
 mkdirSync(join(sentinel, 'src', 'lib'), { recursive: true })
 writeFileSync(join(sentinel, 'src', 'host-only.ts'), 'host')
-function snapshot(dir: string): string {
-  const out: string[] = []
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const p = join(d, e.name)
-      const st = statSync(p)
-      out.push(`${p} ${st.size} ${st.mtimeMs} ${st.mode}`)
-      if (e.isDirectory()) walk(p)
-      else out.push(readFileSync(p, 'hex'))
-    }
-  }
-  walk(dir)
-  return out.join('\n')
-}
 const before = snapshot(sentinel)
 t.teardown(() => rmSync(sentinel, { recursive: true, force: true }))
 

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { nativeShim, openDevice } from '../../src/region/index.js'
+import { FLUSH_CODES, nativeShim, openDevice } from '../../src/region/index.js'
 import { formatBytes } from '../../src/util/size.js'
 import type { Benchmark, BenchContext, BenchResult } from '../types.js'
 import { collectGarbage, result, timeC, timeJs, timePaired } from '../measure.js'
@@ -113,9 +113,6 @@ export const memcpyBw: Benchmark = {
   },
 }
 
-/** The flush kinds as pmem_core.h numbers them (what dev.persist hands to C). */
-const FLUSH_CODE: Record<string, number> = { none: 0, msync: 1, clflushopt: 2, clwb: 3 }
-
 export const persistPath: Benchmark = {
   id: 'persist', title: 'dev.persist (flush + fence) vs a C loop of the same flush',
   paths: ['persist-64', 'persist-4k', 'persist-64k'], scope: 'global',
@@ -125,8 +122,8 @@ export const persistPath: Benchmark = {
     const w = dev.region.windows[0]
     if (!w?.sab) throw new Error('the region has no SharedArrayBuffer window (mmap-io backend): no C figure to compare with')
     const flush = dev.capabilities.flush
-    const kind = dev.persistence === 'eadr' ? 0 : FLUSH_CODE[flush] ?? 0
-    if (kind === 1) throw new Error('this CPU has no clwb / clflushopt: persist is msync, a system call, not a flush loop')
+    const kind = dev.persistence === 'eadr' ? FLUSH_CODES.none : FLUSH_CODES[flush]
+    if (kind === FLUSH_CODES.msync) throw new Error('this CPU has no clwb / clflushopt: persist is msync, a system call, not a flush loop')
     const out: BenchResult[] = []
     const view = dev.view(0, 65536)
     view.fill(1) // first touch outside the figures

@@ -594,6 +594,14 @@ function positionArg(p: unknown): number | null {
 /** Node's readFile limit (kIoMaxLength): a bigger file is refused before anything is read. */
 const READ_FILE_MAX = 2 ** 31 - 1
 
+/** rename's errors name both paths, as Node's do: wraps a Node-shaped error, passes anything else through. */
+function renameErrorNamer(au: string, bu: string): (e: unknown) => unknown {
+  return (e: unknown): unknown => {
+    const n = e as NodeSystemError
+    return n && typeof n === 'object' && typeof n.code === 'string' && n.syscall ? nodeError(n.code, 'rename', au, bu, n) : e
+  }
+}
+
 function readRest(f: PmemFile, pos: number | undefined): Buffer {
   const left = f.size - (pos ?? f.position)
   // A 4 TiB sparse file (or a corrupted size) would otherwise be read into
@@ -875,13 +883,10 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
     },
 
     async rename(oldPath: PathLike, newPath: PathLike): Promise<void> {
+      // rename(2) looks both parents up first, and every error names both paths.
       const au = pathArg(oldPath, 'oldPath').user
       const bu = pathArg(newPath, 'newPath').user
-      // rename(2) looks both parents up first, and every error names both paths.
-      const both = (e: unknown): unknown => {
-        const n = e as NodeSystemError
-        return n && typeof n === 'object' && typeof n.code === 'string' && n.syscall ? nodeError(n.code, 'rename', au, bu, n) : e
-      }
+      const both = renameErrorNamer(au, bu)
       let a: Walked
       let b: Walked
       try {
@@ -1424,10 +1429,7 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
     renameSync: (oldPath: PathLike, newPath: PathLike): void => {
       const au = pathArg(oldPath, 'oldPath').user
       const bu = pathArg(newPath, 'newPath').user
-      const both = (e: unknown): unknown => {
-        const n = e as NodeSystemError
-        return n && typeof n === 'object' && typeof n.code === 'string' && n.syscall ? nodeError(n.code, 'rename', au, bu, n) : e
-      }
+      const both = renameErrorNamer(au, bu)
       let a: Walked
       let b: Walked
       try {

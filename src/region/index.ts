@@ -1,6 +1,6 @@
 export { openDevice, Device, mergeRanges, SECTOR } from './device.js'
 export type { OpenDeviceOptions, PagePaths, DeviceListener, DeviceState } from './device.js'
-export { Region, WINDOW_BYTES, MMAP_IO_MAX, SHADOW_MAX, prng } from './region.js'
+export { Region, WINDOW_BYTES, MMAP_IO_MAX, SHADOW_MAX, FLUSH_CODES, prng } from './region.js'
 export type { RegionOptions } from './region.js'
 export { nativeShim, nativeAvailable } from './native.js'
 export type { NativeShim } from './native.js'

@@ -66,8 +66,8 @@ interface Opened {
   writerElsewhere?: boolean
 }
 
-/** pm_flush_kind of native-shims/src/pmem_core.h, by name. */
-const FLUSH_CODES: Readonly<Record<FlushKind, number>> = { none: 0, msync: 1, clflushopt: 2, clwb: 3 }
+/** pm_flush_kind of native-shims/src/pmem_core.h, by name (the number persist hands to C). */
+export const FLUSH_CODES: Readonly<Record<FlushKind, number>> = { none: 0, msync: 1, clflushopt: 2, clwb: 3 }
 
 function oneOf<T extends string>(v: unknown, allowed: readonly T[], what: string, dflt: T): T {
   if (v === undefined) return dflt
@@ -497,7 +497,7 @@ export class Region {
     if (length === 0 || this.readOnly) return
     // eADR: the caches are in the persistence domain, a fence is all it takes.
     // The kind goes to C as pmem_core.h's integer (no string compare per call).
-    const kind = this.persistence === 'eadr' ? 0 : FLUSH_CODES[this.capabilities.flush]
+    const kind = this.persistence === 'eadr' ? FLUSH_CODES.none : FLUSH_CODES[this.capabilities.flush]
     const shim = nativeShim()
     this.each(offset, length, (w, rel, _at, n) => {
       if (w.sab) {
