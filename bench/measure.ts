@@ -47,9 +47,9 @@ export function quantile(xs: number[], q: number): number {
   return s[lo]! + (s[hi]! - s[lo]!) * (i - lo)
 }
 
-/** min, p10, p90, max of a sample (3 significant digits). */
+/** min, p10, p90, max of a sample (3 significant digits) and its size n, as the Benchmark JSON has them. */
 export function spreadOf(xs: number[]): Spread {
-  return { min: sig(quantile(xs, 0)), p10: sig(quantile(xs, 0.1)), p90: sig(quantile(xs, 0.9)), max: sig(quantile(xs, 1)) }
+  return { min: sig(quantile(xs, 0)), p10: sig(quantile(xs, 0.1)), p90: sig(quantile(xs, 0.9)), max: sig(quantile(xs, 1)), n: xs.length }
 }
 
 /** One side of a paired measurement: runs one block, returns ns per operation. */

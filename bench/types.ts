@@ -14,8 +14,8 @@ export function higherIsBetter(unit: Unit): boolean {
   return unit === 'GB/s'
 }
 
-/** Spread of repeated samples: min, 10th and 90th percentile, max. */
-export interface Spread { min: number; p10: number; p90: number; max: number }
+/** Spread of repeated samples: min, 10th and 90th percentile, max, and how many samples (docs/api-contract.md). */
+export interface Spread { min: number; p10: number; p90: number; max: number; n: number }
 
 /**
  * One figure. `js` is what pmemu's TypeScript/wasm path measured; `c` the

@@ -49,6 +49,7 @@ t.test('the report is well formed', async t => {
         t.ok(r.spread.min <= r.ratio! && r.ratio! <= r.spread.max, `${r.path}: ratio ${r.ratio} within ${r.spread.min}..${r.spread.max}`)
         t.ok(r.spread.min <= r.spread.p10 && r.spread.p10 <= r.spread.p90 && r.spread.p90 <= r.spread.max, `${r.path}: spread ordered`)
         t.equal(r.samples, TINY_BUDGET.pairs, `${r.path}: rounds behind the ratio`)
+        t.equal(r.spread.n, TINY_BUDGET.pairs, `${r.path}: spread.n as the Benchmark JSON has it`)
         t.ok(r.jsSpread, `${r.path}: the js figure has its spread`)
       } else {
         const expect = r.unit === 'GB/s' ? r.c / r.js : r.js / r.c
@@ -184,7 +185,7 @@ t.test('--compare prints per-path change', async t => {
 })
 
 t.test('--compare calls a change only beyond both runs\' spread', async t => {
-  const sp = (p10: number, p90: number) => ({ min: p10 * 0.9, p10, p90, max: p90 * 1.1 })
+  const sp = (p10: number, p90: number) => ({ min: p10 * 0.9, p10, p90, max: p90 * 1.1, n: 21 })
   const old = { results: [
     { path: 'get-put', model: 'upstream' as const, unit: 'ns/op' as const, js: 10, jsSpread: sp(6, 16), samples: 21 },
     { path: 'pin-unpin', model: 'upstream' as const, unit: 'ns/op' as const, js: 10, jsSpread: sp(9.8, 10.2), samples: 21 },
@@ -213,7 +214,7 @@ t.test('paired timing: the sides alternate, each round gives one sample per side
   t.equal(p.js.length, TINY_BUDGET.pairs)
   t.equal(p.c.length, TINY_BUDGET.pairs)
   t.same(p.c, new Array(TINY_BUDGET.pairs).fill(5), 'C side: its own ns / ops')
-  t.same(spreadOf([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), { min: 1, p10: 2, p90: 10, max: 11 })
+  t.same(spreadOf([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), { min: 1, p10: 2, p90: 10, max: 11, n: 11 })
   const rr = result({ path: 'x', model: null, unit: 'ns/op', js: 0, paired: { js: [2, 4, 30], c: [1, 2, 3] } })
   t.match(rr, { js: 4, c: 2, ratio: 2, samples: 3, aboveC: 2 }, 'medians per side; the ratio is the median of the per-round ratios (2, 2, 10)')
 })
