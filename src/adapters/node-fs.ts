@@ -5,7 +5,8 @@
  *
  * Paths: pmemu paths are absolute ('/a/b'). The adapter also accepts relative
  * paths (resolved against '/', the adapter has no working directory), Buffers
- * and `file:` URLs; '//' and '.'/'..' are normalised lexically.
+ * and `file:` URLs; '//' is collapsed, '.' and '..' are resolved by the file
+ * system against the directory reached (after symlinks), as Linux does.
  * Errors carry the `code`, negative `errno`, `syscall`, `path` (as the caller
  * passed it) and `dest` that `node:fs` would report. See
  * docs/testing-with-pmemu.md for the list of known divergences.
@@ -56,7 +57,7 @@ export class PmemNodeStats {
   }
   isFile(): boolean { return (this.mode & fsConstants.S_IFMT) === fsConstants.S_IFREG }
   isDirectory(): boolean { return (this.mode & fsConstants.S_IFMT) === fsConstants.S_IFDIR }
-  isSymbolicLink(): boolean { return false }
+  isSymbolicLink(): boolean { return (this.mode & fsConstants.S_IFMT) === fsConstants.S_IFLNK }
   isBlockDevice(): boolean { return false }
   isCharacterDevice(): boolean { return false }
   isFIFO(): boolean { return false }
@@ -85,7 +86,7 @@ export class PmemNodeBigIntStats {
   }
   isFile(): boolean { return (Number(this.mode) & fsConstants.S_IFMT) === fsConstants.S_IFREG }
   isDirectory(): boolean { return (Number(this.mode) & fsConstants.S_IFMT) === fsConstants.S_IFDIR }
-  isSymbolicLink(): boolean { return false }
+  isSymbolicLink(): boolean { return (Number(this.mode) & fsConstants.S_IFMT) === fsConstants.S_IFLNK }
   isBlockDevice(): boolean { return false }
   isCharacterDevice(): boolean { return false }
   isFIFO(): boolean { return false }
@@ -99,12 +100,12 @@ function toStats(s: PmemStats, opts?: StatOptions): PmemNodeStats | PmemNodeBigI
 /** A `fs.Dirent`-like entry (`readdir(..., { withFileTypes: true })`, `Dir.read()`). */
 export class PmemDirent {
   /** @internal */
-  constructor(readonly name: string, readonly parentPath: string, private readonly dir: boolean) {}
+  constructor(readonly name: string, readonly parentPath: string, private readonly type: 'file' | 'directory' | 'symlink') {}
   /** Alias of parentPath (as Node 20). */
   get path(): string { return this.parentPath }
-  isFile(): boolean { return !this.dir }
-  isDirectory(): boolean { return this.dir }
-  isSymbolicLink(): boolean { return false }
+  isFile(): boolean { return this.type === 'file' }
+  isDirectory(): boolean { return this.type === 'directory' }
+  isSymbolicLink(): boolean { return this.type === 'symlink' }
   isBlockDevice(): boolean { return false }
   isCharacterDevice(): boolean { return false }
   isFIFO(): boolean { return false }
@@ -127,40 +128,25 @@ function pathArg(p: unknown, name = 'path'): { user: string; fs: string } {
   if (s.includes('\0')) {
     throw argError('ERR_INVALID_ARG_VALUE', `The argument '${name}' must be a string, Uint8Array, or URL without null bytes. Received ${JSON.stringify(s)}`)
   }
-  return { user: s, fs: toFsPath(s) }
+  return { user: s, fs: rawFsPath(s) }
+}
+
+/** The caller's path for the pmemu fs: relative against '/', '//' collapsed; '.', '..' and a trailing '/' kept (the fs resolves them). */
+function rawFsPath(p: string): string {
+  return `/${p}`.replace(/\/{2,}/g, '/')
 }
 
 /** A path after {@link walk}: the caller's form, the pmemu form, and whether its last component was '.' or '..'. */
 interface Walked { user: string; fs: string; last: '.' | '..' | undefined; slash: boolean }
 
 /**
- * Resolve '.' and '..' as Linux does rather than lexically: the directory
- * before each '.'/'..' must exist and be a directory ('/f/..' is ENOTDIR,
- * '/missing/..' ENOENT), and a final '.'/'..' is reported so callers can
- * refuse it (rmdir('/d/.') is EINVAL on Linux, not a removal of '/d').
+ * The path for the fs, plus what the callers need about its last component:
+ * a final '.'/'..' is reported (after checking that the path resolves to a
+ * directory, with the errors of the walk) so callers can refuse it as Linux
+ * does (rmdir('/d/.') is EINVAL, not a removal of '/d').
  */
 async function walk(fs: PmemFs, path: unknown, syscall: string, name = 'path'): Promise<Walked> {
-  const p = pathArg(path, name)
-  const comps = p.user.split('/').filter(c => c !== '')
-  const slash = p.user.length > 1 && p.user.endsWith('/')
-  let last: Walked['last']
-  if (comps.includes('.') || comps.includes('..')) {
-    const stack: string[] = []
-    for (const c of comps) {
-      if (c === '.' || c === '..') {
-        const dir = `/${stack.join('/')}`
-        let st: PmemStats
-        try { st = await fs.stat(dir) } catch (e) { throw toNodeError(e, syscall, p.user) }
-        if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
-        if (c === '..') stack.pop()
-      } else {
-        stack.push(c)
-      }
-    }
-    const tail = comps[comps.length - 1]
-    last = tail === '.' || tail === '..' ? tail : undefined
-  }
-  return { user: p.user, fs: p.fs, last, slash }
+  return walkSync(fs, path, syscall, name)
 }
 
 /** The parent directory of a walked path must exist and be a directory (errors as the path walk gives them). */
@@ -177,19 +163,20 @@ const O_DIRECTORY = fsConstants.O_DIRECTORY ?? 0o200000
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0o400000
 
 /** What the adapter itself needs to know about open flags (the fs parses the rest). */
-function flagInfo(flags: OpenMode): { pass: OpenMode; creates: boolean; excl: boolean; directory: boolean } {
+function flagInfo(flags: OpenMode): { pass: OpenMode; creates: boolean; excl: boolean; directory: boolean; nofollow: boolean } {
   if (typeof flags === 'number') {
     const creates = (flags & fsConstants.O_CREAT) !== 0
-    return { pass: flags & ~(O_DIRECTORY | O_NOFOLLOW), creates, excl: creates && (flags & fsConstants.O_EXCL) !== 0, directory: (flags & O_DIRECTORY) !== 0 }
+    return { pass: flags & ~O_DIRECTORY, creates, excl: creates && (flags & fsConstants.O_EXCL) !== 0, directory: (flags & O_DIRECTORY) !== 0, nofollow: (flags & O_NOFOLLOW) !== 0 }
   }
   const creates = typeof flags === 'string' && /[wa]/.test(flags)
-  return { pass: flags, creates, excl: creates && flags.includes('x'), directory: false }
+  return { pass: flags, creates, excl: creates && flags.includes('x'), directory: false, nofollow: false }
 }
 
 /**
  * open(2) as Linux: O_CREAT on a path ending in '/', '.' or '..' is EISDIR
  * (once the parent resolves), O_DIRECTORY on a non-directory ENOTDIR,
- * O_DIRECTORY|O_CREAT EINVAL; O_NOFOLLOW is accepted (no symlinks yet).
+ * O_DIRECTORY|O_CREAT EINVAL; O_NOFOLLOW on a symlink is ELOOP (the fs checks it;
+ * with O_DIRECTORY too the link is not a directory: ENOTDIR first, as Linux).
  */
 async function openAt(fs: PmemFs, path: unknown, flags: OpenMode, mode: number, syscall = 'open', name = 'path'): Promise<PmemFile> {
   const p = await walk(fs, path, syscall, name)
@@ -202,7 +189,7 @@ async function openAt(fs: PmemFs, path: unknown, flags: OpenMode, mode: number, 
   }
   if (fi.directory) {
     let st: PmemStats
-    try { st = await fs.stat(p.fs) } catch (e) { throw toNodeError(e, syscall, p.user) }
+    try { st = fi.nofollow ? await fs.lstat(p.fs) : await fs.stat(p.fs) } catch (e) { throw toNodeError(e, syscall, p.user) }
     if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
   }
   return await wrap(syscall, p.user, () => fs.open(p.fs, fi.pass, mode))
@@ -896,15 +883,7 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
         await parentDir(fs, b, 'rename')
       } catch (e) { throw both(e) }
       if (a.last !== undefined || b.last !== undefined) throw nodeError('EBUSY', 'rename', a.user, b.user)
-      const bDir = b.fs.endsWith('/') ? b.fs.slice(0, -1) : b.fs
-      const aPath = a.fs.endsWith('/') ? a.fs.slice(0, -1) : a.fs
-      if (aPath.startsWith(`${bDir}/`) && bDir !== '') {
-        // The target is an ancestor of the source: Linux finds the source first (ENOENT), refuses a
-        // trailing '/' on a non-directory (ENOTDIR), then says ENOTEMPTY.
-        const st = await wrap('rename', a.user, () => fs.lstat(aPath), b.user)
-        if (!st.isDirectory() && (a.slash || b.slash)) throw nodeError('ENOTDIR', 'rename', a.user, b.user)
-        throw nodeError('ENOTEMPTY', 'rename', a.user, b.user)
-      }
+      // A target that holds the source (rename('/d/x', '/d')) is ENOTEMPTY from the fs, after the source is found.
       await wrap('rename', a.user, () => fs.rename(a.fs, b.fs), b.user)
     },
 
@@ -970,16 +949,13 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
     },
 
     async realpath(path: PathLike, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string> {
-      void options
       const p = await walk(fs, path, 'realpath')
-      await wrap('realpath', p.user, () => fs.stat(p.fs))
-      return posix.resolve('/', p.fs)
+      return encodePath(await wrap('realpath', p.user, () => fs.realpath(p.fs)), options) as string
     },
 
-    async readlink(path: PathLike): Promise<string> {
-      const p = pathArg(path)
-      await wrap('readlink', p.user, () => fs.lstat(p.fs))
-      throw nodeError('EINVAL', 'readlink', p.user)
+    async readlink(path: PathLike, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string> {
+      const p = await walk(fs, path, 'readlink')
+      return encodePath(await wrap('readlink', p.user, () => fs.readlink(p.fs)), options) as string
     },
 
     async statfs(path: PathLike): Promise<{ type: number; bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number }> {
@@ -995,19 +971,19 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
       await wrap('chmod', p.user, () => fs.chmod(p.fs, m))
     },
     async chown(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('chown', p.user, () => fs.stat(p.fs)); throw unsupported('chown', p.user) },
-    async lchown(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('lchown', p.user, () => fs.stat(p.fs)); throw unsupported('lchown', p.user) },
+    async lchown(path: PathLike): Promise<void> { const p = pathArg(path); await wrap('lchown', p.user, () => fs.lstat(p.fs)); throw unsupported('lchown', p.user) },
     async utimes(path: PathLike, atime: unknown, mtime: unknown): Promise<void> {
       const a = timeMs(atime, 'atime')
       const m = timeMs(mtime, 'mtime')
       const p = await walk(fs, path, 'utime')
       await wrap('utime', p.user, () => fs.utimes(p.fs, a, m))
     },
-    // No symlinks yet, so the link itself is the file.
+    /** lutimes: a symlink at the end of the path gets the times itself. */
     async lutimes(path: PathLike, atime: unknown, mtime: unknown): Promise<void> {
       const a = timeMs(atime, 'atime')
       const m = timeMs(mtime, 'mtime')
       const p = await walk(fs, path, 'lutime')
-      await wrap('lutime', p.user, () => fs.utimes(p.fs, a, m))
+      await wrap('lutime', p.user, () => fs.lutimes(p.fs, a, m))
     },
     async link(existingPath: PathLike, newPath: PathLike): Promise<void> {
       const au = pathArg(existingPath, 'existingPath').user
@@ -1019,15 +995,16 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
       try {
         // linkat(2)'s order: the old path resolves, then the new one (a final '.'/'..' exists: EEXIST).
         const a = await walk(fs, existingPath, 'link', 'existingPath')
-        await fs.stat(a.fs)
+        // link(2) does not follow a symlink: the link itself gets the new name.
+        await fs.lstat(a.fs)
         const b = await walk(fs, newPath, 'link', 'newPath')
         if (b.last !== undefined) throw nodeError('EEXIST', 'link', au, bu)
         await fs.link(a.fs, b.fs)
       } catch (e) { throw both(e) }
     },
-    async symlink(target: PathLike, path: PathLike): Promise<void> {
-      const a = pathArg(target, 'target'); const b = pathArg(path)
-      throw nodeError('ENOSYS', 'symlink', a.user, b.user)
+    /** symlink(2): the target is stored as given (relative targets resolve against the link's directory); `type` is ignored, as on Linux. */
+    async symlink(target: PathLike, path: PathLike, type?: string | null): Promise<void> {
+      symlinkImpl(fs, target, path, type)
     },
   }
   return moduleShape(api as unknown as Record<string, unknown>) as PmemNodeFs
@@ -1076,6 +1053,11 @@ function moduleShape(api: Record<string, unknown>): Record<string, unknown> {
     pr.then(h => { cb(null, h.fd) }, e => { cb(e) })
     return undefined
   }
+  // fs.realpath (callback) is Node's JS walk, as realpathSync; fs.realpath.native and fs.promises.realpath are realpath(3).
+  const realpathNative = mod.realpath
+  // Without a callback it is the promise form (toNodeFs(fs) doubles as fs.promises).
+  const realpathJs = dual(async (path: unknown, options?: unknown) => encodePath(jsRealpath(api.pmem as PmemFs, path), options))
+  mod.realpath = Object.assign((...a: unknown[]): unknown => (typeof a[a.length - 1] === 'function' ? realpathJs : realpathNative as (...x: unknown[]) => unknown)(...a), { native: realpathNative })
   mod.exists = (path: unknown, cb?: (ok: boolean) => void): unknown => {
     const pr = (api.access as (p: unknown) => Promise<void>)(path).then(() => true, () => false)
     if (typeof cb === 'function') { void pr.then(cb); return undefined }
@@ -1146,22 +1128,12 @@ async function writeFileImpl(fs: PmemFs, path: PathLike | PmemFileHandle, data: 
 /** {@link walk} without a promise (pmemu's path lookups never wait). */
 function walkSync(fs: PmemFs, path: unknown, syscall: string, name = 'path'): Walked {
   const p = pathArg(path, name)
-  const comps = p.user.split('/').filter(c => c !== '')
   const slash = p.user.length > 1 && p.user.endsWith('/')
-  let last: Walked['last']
-  if (comps.includes('.') || comps.includes('..')) {
-    const stack: string[] = []
-    for (const c of comps) {
-      if (c === '.' || c === '..') {
-        const st = wrapSync(syscall, p.user, () => fs.statSync(`/${stack.join('/')}`))
-        if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
-        if (c === '..') stack.pop()
-      } else {
-        stack.push(c)
-      }
-    }
-    const tail = comps[comps.length - 1]
-    last = tail === '.' || tail === '..' ? tail : undefined
+  const tail = p.user.split('/').filter(c => c !== '').pop()
+  const last = tail === '.' || tail === '..' ? tail : undefined
+  if (last !== undefined) {
+    const st = wrapSync(syscall, p.user, () => fs.statSync(p.fs))
+    if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
   }
   return { user: p.user, fs: p.fs, last, slash }
 }
@@ -1182,7 +1154,7 @@ function openAtSync(fs: PmemFs, path: unknown, flags: OpenMode, mode: number, sy
     throw nodeError(p.last !== undefined && fi.excl ? 'EEXIST' : 'EISDIR', syscall, p.user)
   }
   if (fi.directory) {
-    const st = wrapSync(syscall, p.user, () => fs.statSync(p.fs))
+    const st = wrapSync(syscall, p.user, () => (fi.nofollow ? fs.lstatSync(p.fs) : fs.statSync(p.fs)))
     if (!st.isDirectory()) throw nodeError('ENOTDIR', syscall, p.user)
   }
   return wrapSync(syscall, p.user, () => fs.openSync(p.fs, fi.pass, mode))
@@ -1297,7 +1269,7 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
   const statOf = (syscall: 'stat' | 'lstat') => (path: PathLike, opts?: StatOptions & { throwIfNoEntry?: boolean }): unknown => {
     try {
       const p = walkSync(fs, path, syscall)
-      return toStats(wrapSync(syscall, p.user, () => fs.statSync(p.fs)), opts)
+      return toStats(wrapSync(syscall, p.user, () => (syscall === 'lstat' ? fs.lstatSync(p.fs) : fs.statSync(p.fs))), opts)
     } catch (e) {
       if (opts?.throwIfNoEntry === false && codeOf(e) === 'ENOENT') return undefined
       throw e
@@ -1319,7 +1291,7 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
       const dir = q
       for (const e of wrapSync('scandir', dir.user, () => fs.readdirSync(dir.fs, { withFileTypes: true }))) {
         const d = e.isDirectory()
-        out.push(new PmemDirent(e.name, dir.user, d))
+        out.push(new PmemDirent(e.name, dir.user, e.type))
         if (o.recursive === true && d) queue.push({ user: posix.join(dir.user, e.name), fs: posix.join(dir.fs, e.name) })
       }
     }
@@ -1329,12 +1301,13 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
       return enc === 'buffer' ? Buffer.from(rel) : enc && enc !== 'utf8' && enc !== 'utf-8' ? Buffer.from(rel).toString(enc) : rel
     })
   }
-  const realpathSync = (path: PathLike): string => {
+  const realpathSync = (path: PathLike, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): string | Buffer =>
+    encodePath(jsRealpath(fs, path), options)
+  // realpath(3) itself: errors say 'realpath', a trailing '/' on a file is ENOTDIR.
+  realpathSync.native = (path: PathLike, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): string | Buffer => {
     const p = walkSync(fs, path, 'realpath')
-    wrapSync('realpath', p.user, () => fs.statSync(p.fs))
-    return posix.resolve('/', p.fs)
+    return encodePath(wrapSync('realpath', p.user, () => fs.realpathSync(p.fs)), options)
   }
-  realpathSync.native = realpathSync
   const writeFileSync = (dflt: 'w' | 'a') => (path: PathLike | number, data: unknown, options?: WriteFileOptions | BufferEncoding | null): void => {
     const o = typeof options === 'object' && options !== null ? options : {}
     const enc = encodingOf(options, 'utf8') as BufferEncoding | null
@@ -1378,7 +1351,7 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
     const a = timeMs(atime, 'atime')
     const m = timeMs(mtime, 'mtime')
     const p = walkSync(fs, path, syscall)
-    wrapSync(syscall, p.user, () => fs.utimesSync(p.fs, a, m))
+    wrapSync(syscall, p.user, () => (syscall === 'lutime' ? fs.lutimesSync(p.fs, a, m) : fs.utimesSync(p.fs, a, m)))
   }
   const out: Record<string, unknown> = {
     statSync: statOf('stat'),
@@ -1387,11 +1360,11 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
     accessSync,
     readdirSync,
     realpathSync,
-    readlinkSync: (path: PathLike): never => {
+    readlinkSync: (path: PathLike, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): string | Buffer => {
       const p = walkSync(fs, path, 'readlink')
-      wrapSync('readlink', p.user, () => fs.lstatSync(p.fs))
-      throw nodeError('EINVAL', 'readlink', p.user)
+      return encodePath(wrapSync('readlink', p.user, () => fs.readlinkSync(p.fs)), options)
     },
+    symlinkSync: (target: PathLike, path: PathLike, type?: string | null): void => symlinkImpl(fs, target, path, type),
     mkdirSync: (path: PathLike, options?: MkdirOptions | number | string | null): string | undefined => {
       const o = typeof options === 'object' && options !== null ? options : { mode: options ?? undefined }
       const mode = typeof o.mode === 'string' ? parseInt(o.mode, 8) : o.mode ?? 0o777
@@ -1439,13 +1412,6 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
         parentDirSync(fs, b, 'rename')
       } catch (e) { throw both(e) }
       if (a.last !== undefined || b.last !== undefined) throw nodeError('EBUSY', 'rename', au, bu)
-      const bDir = b.fs.endsWith('/') ? b.fs.slice(0, -1) : b.fs
-      const aPath = a.fs.endsWith('/') ? a.fs.slice(0, -1) : a.fs
-      if (aPath.startsWith(`${bDir}/`) && bDir !== '') {
-        const st = wrapSync('rename', au, () => fs.lstatSync(aPath), bu)
-        if (!st.isDirectory() && (a.slash || b.slash)) throw nodeError('ENOTDIR', 'rename', au, bu)
-        throw nodeError('ENOTEMPTY', 'rename', au, bu)
-      }
       wrapSync('rename', au, () => fs.renameSync(a.fs, b.fs), bu)
     },
     utimesSync: timesSync('utime'),
@@ -1471,7 +1437,7 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
       const bu = pathArg(newPath, 'newPath').user
       try {
         const a = walkSync(fs, existingPath, 'link', 'existingPath')
-        fs.statSync(a.fs)
+        fs.lstatSync(a.fs)
         const b = walkSync(fs, newPath, 'link', 'newPath')
         if (b.last !== undefined) throw nodeError('EEXIST', 'link', au, bu)
         fs.linkSync(a.fs, b.fs)
@@ -1520,6 +1486,71 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
   return out
 }
 
+/**
+ * Node 20's JavaScript realpath (lib/fs.js realpathSync, also behind the
+ * callback fs.realpath): the path is first normalised lexically ('..' before
+ * symlinks, a trailing '/' dropped), then each prefix is lstat'ed and each
+ * link read and spliced in. Errors are those of that walk: a missing
+ * component is ENOENT from 'lstat' naming the prefix, a dangling or looping
+ * link ENOENT/ELOOP from 'stat' naming the link.
+ */
+function jsRealpath(fs: PmemFs, path: unknown): string {
+  let p = posix.resolve('/', pathArg(path).user)
+  const knownHard = new Set<string>()
+  const seenLinks = new Map<number, string>()
+  let pos = 1
+  let current = '/'
+  while (pos < p.length) {
+    const slash = p.indexOf('/', pos)
+    const previous = current
+    let base: string
+    if (slash === -1) {
+      base = previous + p.slice(pos)
+      current = base
+      pos = p.length
+    } else {
+      base = previous + p.slice(pos, slash)
+      current = `${base}/`
+      pos = slash + 1
+    }
+    if (knownHard.has(base)) continue
+    const st = wrapSync('lstat', base, () => fs.lstatSync(base))
+    if (!st.isSymbolicLink()) { knownHard.add(base); continue }
+    let target = seenLinks.get(st.ino)
+    if (target === undefined) {
+      wrapSync('stat', base, () => fs.statSync(base))
+      target = wrapSync('readlink', base, () => fs.readlinkSync(base))
+      seenLinks.set(st.ino, target)
+    }
+    p = posix.resolve(posix.resolve(previous, target), p.slice(pos))
+    pos = 1
+    current = '/'
+  }
+  return p
+}
+
+/** A path result in the caller's encoding ('buffer' gives a Buffer), as Node's realpath/readlink. */
+function encodePath(s: string, options: unknown): string | Buffer {
+  const enc = encodingOf(options, 'utf8')
+  if (enc === 'buffer') return Buffer.from(s)
+  return enc && enc !== 'utf8' && enc !== 'utf-8' ? Buffer.from(s).toString(enc) : s
+}
+
+/**
+ * symlink(2) for both forms: the target as given (a Buffer or file: URL as its
+ * string); errors name the target as `path` and the new name as `dest`, as Node's.
+ */
+function symlinkImpl(fs: PmemFs, target: unknown, path: unknown, type: unknown): void {
+  if (type !== undefined && type !== null && type !== 'file' && type !== 'dir' && type !== 'junction') {
+    throw argError('ERR_INVALID_ARG_VALUE', `The argument 'type' must be one of: 'dir', 'file', 'junction', null, undefined. Received ${describe(type)}`, TypeError)
+  }
+  const a = pathArg(target, 'target')
+  const b = pathArg(path)
+  try {
+    fs.symlinkSync(a.user, b.fs)
+  } catch (e) { throw toNodeError(e, 'symlink', a.user, b.user) }
+}
+
 /** Entries of a directory (recursively: breadth-first, as Node), as Dirents whose parentPath is in the caller's form. */
 async function listDir(fs: PmemFs, p: { user: string; fs: string }, recursive: boolean, syscall: string): Promise<PmemDirent[]> {
   const out: PmemDirent[] = []
@@ -1529,7 +1560,7 @@ async function listDir(fs: PmemFs, p: { user: string; fs: string }, recursive: b
     const ents = await wrap(syscall, dir.user, () => fs.readdir(dir.fs, { withFileTypes: true }))
     for (const e of ents) {
       const d = e.isDirectory()
-      out.push(new PmemDirent(e.name, dir.user, d))
+      out.push(new PmemDirent(e.name, dir.user, e.type))
       if (recursive && d) queue.push({ user: posix.join(dir.user, e.name), fs: posix.join(dir.fs, e.name) })
     }
   }
@@ -1583,12 +1614,18 @@ async function mkdirp(fs: PmemFs, user: string, mode: number): Promise<string | 
       if (dirname !== next) { paths.push(next, dirname) } else if (paths.length === 0) throw fail('EEXIST')
       continue
     }
-    let st: PmemStats
+    // MKDirpAsync's stat callback: with paths still pending an EEXIST that is no directory (a dangling
+    // symlink too) is ENOTDIR naming that path; else the stat's error, or EEXIST.
+    let st: PmemStats | undefined
+    let statErr: unknown
     try {
       const p = await walk(fs, next, 'mkdir')
       st = await fs.stat(p.fs)
-    } catch (e) { throw fail(codeOf(e) ?? 'EIO') }
-    if (!st.isDirectory()) throw fail(code === 'EEXIST' && paths.length > 0 ? 'ENOTDIR' : 'EEXIST')
+    } catch (e) { statErr = e }
+    if (st?.isDirectory()) continue
+    if (code === 'EEXIST' && paths.length > 0) throw nodeError('ENOTDIR', 'mkdir', next)
+    if (statErr !== undefined) throw fail(codeOf(statErr) ?? 'EIO')
+    throw fail('EEXIST')
   }
   return first
 }
@@ -1614,11 +1651,14 @@ async function rimraf(fs: PmemFs, path: string): Promise<void> {
       await rmdir1(fs, path)
     } catch (e) {
       const code = codeOf(e)
-      if (code === 'ENOENT') return
+      // ENOTDIR: lstat said directory, rmdir says not (a symlink to one, named with a trailing '/'):
+      // Node's _rmdir answers with the lstat's error, which is none — a silent no-op.
+      if (code === 'ENOENT' || code === 'ENOTDIR') return
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EPERM') throw e
       const p = await walk(fs, path, 'scandir')
       const names = await wrap('scandir', p.user, () => fs.readdir(p.fs))
-      for (const name of names) await rimraf(fs, posix.join(path, name))
+      // Joined as strings (Buffer.concat in Node's _rmchildren), not normalised: '/l/..' + name stays physical.
+      for (const name of names) await rimraf(fs, `${path}/${name}`)
       await rmdir1(fs, path)
     }
   } catch (e) {

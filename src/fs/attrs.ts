@@ -37,11 +37,12 @@ export function setMode(st: FsState, ino: number, mode: number, syscall: string,
   commit(st, tx)
 }
 
-/** utimes(2) by path. */
-export function utimesPath(st: FsState, path: string, atimeMs: number, mtimeMs: number): void {
-  st.live('utime', typeof path === 'string' ? path : undefined)
-  const r = resolve(st, path, 'utime')
-  setTimes(st, r.ino, atimeMs, mtimeMs, 'utime', r.path)
+/** utimes(2) by path; with `follow` false (lutimes) a symlink's own times are set. */
+export function utimesPath(st: FsState, path: string, atimeMs: number, mtimeMs: number, follow = true): void {
+  const syscall = follow ? 'utime' : 'lutime'
+  st.live(syscall, typeof path === 'string' ? path : undefined)
+  const r = resolve(st, path, syscall, follow)
+  setTimes(st, r.ino, atimeMs, mtimeMs, syscall, r.path)
 }
 
 /** chmod(2) by path. */

@@ -4,7 +4,7 @@ import { allocRun } from './alloc.js'
 import { equalBytes } from './check.js'
 import { mapBlock } from './extents.js'
 import { RecordBuilder } from './journal.js'
-import { encodeDirBlock, encodeInode, encodeOverflow, encodeSuperblock, extentsPerOverflow, INLINE_EXTENTS, INODE_SIZE, overflowBlocksFor } from './layout.js'
+import { encodeDirBlock, encodeInode, encodeOverflow, encodeSuperblock, extentsPerOverflow, INLINE_EXTENTS, INODE_SIZE, overflowBlocksFor, STATE_CLEAN } from './layout.js'
 import type { FsState } from './state.js'
 import { abort, type Tx, txInode } from './tx.js'
 
@@ -50,7 +50,11 @@ export function prepare(st: FsState, tx: Tx): RecordBuilder {
         rb.write(p * bs, encodeDirBlock(bs, dino, blk.entries))
       }
     }
-    if (tx.sb) rb.write(0, encodeSuperblock(tx.sb))
+    if (tx.sb) {
+      rb.write(0, encodeSuperblock(tx.sb))
+      // A new feature flag goes to the backup too, so a superblock restored from it still admits the feature.
+      if (tx.sb.features !== st.sb.features) rb.write(st.sb.backupBlock * bs, encodeSuperblock({ ...tx.sb, state: STATE_CLEAN }))
+    }
     for (const [p, n] of tx.allocated) rb.bits(true, p, n)
     for (const [p, n] of tx.freed) rb.bits(false, p, n)
     if (rb.bytes > st.journal.capacity) {

@@ -3,7 +3,7 @@ import { pmemError, type PmemuError } from '../errors.js'
 import { allocFile } from './alloc.js'
 import { metaRead } from './dataio.js'
 import { blockCount, lastEnd, mapBlock } from './extents.js'
-import { decodeDirBlock, dirCapacity, type DirEntry, DT_DIR, encodeUtf8, entrySize, type Inode, isDir, ROOT_INO } from './layout.js'
+import { decodeDirBlock, dirCapacity, type DirEntry, dtOf, encodeUtf8, entrySize, type Inode, isDir, ROOT_INO } from './layout.js'
 import type { FsState } from './state.js'
 import { mut, type Tx } from './tx.js'
 import type { DirBlockMem, DirMem, DirOverlay } from './types.js'
@@ -30,7 +30,7 @@ export function getDir(st: FsState, ino: number, syscall: string, path?: string)
       if (dir.index.has(e.name) || blk.entries.has(e.name)) throw bad(`duplicate entry '${e.name}'`)
       const target = e.ino > 0 && e.ino < st.sb.inodeCount ? st.inodes[e.ino] : undefined
       if (!target || e.ino < ROOT_INO) throw bad(`entry '${e.name}' points to free or invalid inode ${e.ino}`)
-      if ((e.type === DT_DIR) !== isDir(target.mode)) throw bad(`entry '${e.name}' has the wrong type`)
+      if (e.type !== dtOf(target.mode)) throw bad(`entry '${e.name}' has the wrong type`)
       blk.entries.set(e.name, { ino: e.ino, type: e.type })
       dir.index.set(e.name, i)
     }

@@ -33,6 +33,7 @@ import { mountState, unmountSync } from './mount.js'
 import * as attrs from './attrs.js'
 import * as ops from './ops.js'
 import * as owner from './owner.js'
+import * as symlinks from './symlink.js'
 import type { FsState } from './state.js'
 import type { PmemStats } from './stats.js'
 import { attachExtension } from './extension.js'
@@ -130,13 +131,13 @@ export class PmemFs {
   mkdirSync(path: string, mode = 0o777): void { ops.mkdirSync(this.#s, path, mode) }
 
   async readdir(path: string): Promise<string[]>
-  async readdir(path: string, opts: { withFileTypes: true }): Promise<Array<{ name: string; ino: number; type: 'file' | 'directory'; isFile(): boolean; isDirectory(): boolean }>>
+  async readdir(path: string, opts: { withFileTypes: true }): Promise<Array<{ name: string; ino: number; type: 'file' | 'directory' | 'symlink'; isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }>>
   async readdir(path: string, opts?: { withFileTypes?: boolean }): Promise<unknown[]> {
     return ops.readdirPath(this.#s, path, opts as { withFileTypes: true })
   }
 
   readdirSync(path: string): string[]
-  readdirSync(path: string, opts: { withFileTypes: true }): Array<{ name: string; ino: number; type: 'file' | 'directory'; isFile(): boolean; isDirectory(): boolean }>
+  readdirSync(path: string, opts: { withFileTypes: true }): Array<{ name: string; ino: number; type: 'file' | 'directory' | 'symlink'; isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }>
   readdirSync(path: string, opts?: { withFileTypes?: boolean }): unknown[] {
     return ops.readdirPath(this.#s, path, opts as { withFileTypes: true })
   }
@@ -144,8 +145,25 @@ export class PmemFs {
   async stat(path: string): Promise<PmemStats> { return ops.statPath(this.#s, path) }
   statSync(path: string): PmemStats { return ops.statPath(this.#s, path) }
 
-  async lstat(path: string): Promise<PmemStats> { return ops.statPath(this.#s, path) }
-  lstatSync(path: string): PmemStats { return ops.statPath(this.#s, path) }
+  /** lstat(2): a symlink at the end of the path is reported itself (mode S_IFLNK, size = target bytes). */
+  async lstat(path: string): Promise<PmemStats> { return ops.lstatPath(this.#s, path) }
+  lstatSync(path: string): PmemStats { return ops.lstatPath(this.#s, path) }
+
+  /**
+   * symlink(2): create `path` as a symbolic link to `target` (stored as given,
+   * up to 4095 UTF-8 bytes; it may dangle). Path lookups follow links (ELOOP
+   * after 40); unlink/rename/link act on the link itself. The first symlink
+   * sets the superblock's symlink feature flag: pmemu before it refuses to
+   * mount the image (docs/format.md).
+   */
+  async symlink(target: string, path: string): Promise<void> { symlinks.symlinkPath(this.#s, target, path) }
+  symlinkSync(target: string, path: string): void { symlinks.symlinkPath(this.#s, target, path) }
+  /** readlink(2): a symlink's target (EINVAL when `path` is not a symlink). */
+  async readlink(path: string): Promise<string> { return symlinks.readlinkPath(this.#s, path) }
+  readlinkSync(path: string): string { return symlinks.readlinkPath(this.#s, path) }
+  /** realpath(3): the canonical absolute path, every symlink followed and '.'/'..' resolved. */
+  async realpath(path: string): Promise<string> { return symlinks.realpathPath(this.#s, path) }
+  realpathSync(path: string): string { return symlinks.realpathPath(this.#s, path) }
 
   async exists(path: string): Promise<boolean> {
     try { await this.stat(path); return true } catch (e) {
@@ -169,6 +187,9 @@ export class PmemFs {
    */
   async utimes(path: string, atimeMs: number, mtimeMs: number): Promise<void> { attrs.utimesPath(this.#s, path, atimeMs, mtimeMs) }
   utimesSync(path: string, atimeMs: number, mtimeMs: number): void { attrs.utimesPath(this.#s, path, atimeMs, mtimeMs) }
+  /** lutimes: as utimes, but a symlink at the end of the path gets the times itself. */
+  async lutimes(path: string, atimeMs: number, mtimeMs: number): Promise<void> { attrs.utimesPath(this.#s, path, atimeMs, mtimeMs, false) }
+  lutimesSync(path: string, atimeMs: number, mtimeMs: number): void { attrs.utimesPath(this.#s, path, atimeMs, mtimeMs, false) }
 
   /**
    * chmod(2): set the permission bits (mode & 0o7777; the file type is kept).
@@ -177,7 +198,7 @@ export class PmemFs {
   async chmod(path: string, mode: number): Promise<void> { attrs.chmodPath(this.#s, path, mode) }
   chmodSync(path: string, mode: number): void { attrs.chmodPath(this.#s, path, mode) }
 
-  /** link(2): a second name for an existing file (not a directory: EPERM); the link count goes up. */
+  /** link(2): a second name for an existing file (not a directory: EPERM); the link count goes up. A symlink is linked itself, not its target. */
   async link(existingPath: string, newPath: string): Promise<void> { ops.linkPath(this.#s, existingPath, newPath) }
   linkSync(existingPath: string, newPath: string): void { ops.linkPath(this.#s, existingPath, newPath) }
 

@@ -29,7 +29,7 @@ import { isMounted, type FsState } from './state.js'
 import type { ProgressFn } from './types.js'
 import { Journal } from './journal.js'
 import {
-  decodeDirBlock, decodeInode, decodeOverflow, decodeSuperblock, DT_DIR, DT_REG, encodeDirBlock, encodeInode, encodeOverflow,
+  decodeDirBlock, decodeInode, decodeOverflow, decodeSuperblock, DT_DIR, dtOf, encodeDirBlock, FEAT_SYMLINKS, isAllZero, isLnk, SYMLINK_MAX, encodeInode, encodeOverflow,
   encodeSuperblock, extentsPerOverflow, hasSbMagic, IFLAG_QUARANTINE, INLINE_EXTENTS, INODE_SIZE, isDir, isReg,
   MAX_LOGICAL_BLOCKS, overflowBlocksFor, QUARANTINE_INO, ROOT_INO, S_IFDIR, S_IFREG, SB_SIZE, STATE_CLEAN,
   type DirEntry, type Extent, type Inode, type Superblock,
@@ -54,7 +54,7 @@ export interface FsckReport {
   repaired: boolean
   /** Poisoned blocks found in the device's badblocks list and who owns them (only when there are some). */
   badblocks?: Array<{ offset: number; length: number; pfn: number; owner: string; metadata: boolean }>
-  summary?: { blocks: number; freeBlocks: number; inodes: number; usedInodes: number; files: number; directories: number; quarantinedBlocks: number }
+  summary?: { blocks: number; freeBlocks: number; inodes: number; usedInodes: number; files: number; directories: number; symlinks: number; quarantinedBlocks: number }
 }
 
 const MAX_LISTED = 50
@@ -269,6 +269,16 @@ class Checker {
           m.flags = 0
           m.changed = true
         }
+        if (isLnk(m.mode)) {
+          const why = this.badSymlink(m)
+          if (why) {
+            // A link whose target cannot be read is dropped; the entries naming it go with it.
+            this.problem(`symlink inode ${ino}: ${why}`, 'inode')
+            if (this.repair) this.put(itOff + ino * INODE_SIZE, new Uint8Array(INODE_SIZE))
+            continue
+          }
+          this.symlinks++
+        }
         if (isReg(m.mode) && m.size > MAX_LOGICAL_BLOCKS * bs) {
           this.problem(`inode ${ino}: size ${m.size} exceeds the maximum file size`, 'inode')
           m.size = MAX_LOGICAL_BLOCKS * bs
@@ -277,6 +287,11 @@ class Checker {
         this.inodes[ino] = m
       }
       this.progress?.({ phase: 'inodes', done: Math.min(count, first + n), total: count })
+    }
+    if (this.symlinks > 0 && (sb.features & FEAT_SYMLINKS) === 0) {
+      this.problem(`${this.symlinks} symlink inode(s) on an image without the symlink feature flag`)
+      this.sb = { ...sb, features: sb.features | FEAT_SYMLINKS }
+      if (this.repair) this.put((N - 1) * bs, encodeSuperblock({ ...this.sb, state: STATE_CLEAN }))
     }
     // Quarantine and root inodes must exist.
     if (!this.inodes[QUARANTINE_INO]) {
@@ -452,14 +467,15 @@ class Checker {
     if (writeAll) for (const [pfn, data] of this.dirWrites) this.put(pfn * bs, data)
     if (writeAll && bitmapWrong) this.put(bmOff, want)
     else if (this.releasedRuns.length > 0) this.put(bmOff, bm)
-    if (writeAll && this.problems.length > 0) this.put(0, encodeSuperblock({ ...sb, state: STATE_CLEAN }))
+    if (writeAll && this.problems.length > 0) this.put(0, encodeSuperblock({ ...this.sb, state: STATE_CLEAN }))
     let files = 0
     let dirs = 0
     let usedInodes = 0
-    for (const m of this.inodes) if (m && !m.freed) { usedInodes++; if (isDir(m.mode)) dirs++; else files++ }
+    let links = 0
+    for (const m of this.inodes) if (m && !m.freed) { usedInodes++; if (isDir(m.mode)) dirs++; else if (isLnk(m.mode)) links++; else files++ }
     const q = this.inodes[QUARANTINE_INO]!.extents.reduce((s, e) => s + e.n, 0)
     const r = this.result(this.problems.length === 0 ? 0 : this.repair ? 1 : 4, writeAll ? attach : [])
-    r.summary = { blocks: N, freeBlocks: N - used, inodes: count - 1, usedInodes, files: files - 1, directories: dirs, quarantinedBlocks: q }
+    r.summary = { blocks: N, freeBlocks: N - used, inodes: count - 1, usedInodes, files: files - 1, directories: dirs, symlinks: links, quarantinedBlocks: q }
     this.progress?.({ phase: 'done', done: 1, total: 1 })
     this.log.debug({ problems: r.problems.length }, 'fsck pass done')
     return r
@@ -505,6 +521,20 @@ class Checker {
         if (meta) this.problem(`badblocks: bytes ${s}..${e - 1} are poisoned in block ${x} (${what})`, 'badblocks')
       }
     }
+  }
+
+  private symlinks = 0
+
+  /** What is wrong with a symlink inode: a target of 1..4095 bytes in one block at file block 0, no NUL in it, nothing past it. */
+  private badSymlink(m: Model): string | undefined {
+    const bs = this.bs
+    if (m.size < 1 || m.size > Math.min(SYMLINK_MAX, bs)) return `target length ${m.size} bytes is outside 1..${Math.min(SYMLINK_MAX, bs)}`
+    const e = m.extents[0]
+    if (m.extents.length !== 1 || m.overflow.length !== 0 || e!.l !== 0 || e!.n !== 1) return 'target is not stored in exactly one block at file block 0 (extents past its size)'
+    const blk = this.read(e!.p * bs, bs)
+    if (blk.subarray(0, m.size).includes(0)) return 'target contains a NUL byte'
+    if (!isAllZero(blk, m.size, bs)) return 'bytes past the target are not zero'
+    return undefined
   }
 
   private badHits: Array<{ offset: number; length: number; pfn: number; owner: string; metadata: boolean }> = []
@@ -588,7 +618,7 @@ class Checker {
           changed = true
           continue
         }
-        const type = isDir(t.mode) ? DT_DIR : DT_REG
+        const type = dtOf(t.mode)
         if (type === DT_DIR && this.reachedRef[ent.ino]) {
           this.problem(`${where}: directory inode ${ent.ino} is linked more than once`, 'entry')
           changed = true
@@ -621,5 +651,5 @@ function ownerName(o: number): string { return o < 0 ? 'file-system metadata' : 
 
 function sameGeometry(a: Superblock, b: Superblock): boolean {
   return a.blockSize === b.blockSize && a.blockCount === b.blockCount && a.journalBlocks === b.journalBlocks &&
-    a.inodeCount === b.inodeCount && a.dataStart === b.dataStart && Buffer.compare(a.uuid, b.uuid) === 0
+    a.inodeCount === b.inodeCount && a.dataStart === b.dataStart && a.features === b.features && Buffer.compare(a.uuid, b.uuid) === 0
 }

@@ -27,9 +27,22 @@ export const MAX_LOGICAL_BLOCKS = 0xffffffff // logical block numbers are u32
 export const S_IFMT = 0o170000
 export const S_IFREG = 0o100000
 export const S_IFDIR = 0o040000
+export const S_IFLNK = 0o120000
+
+/** Longest symlink target in bytes (PATH_MAX - 1, as Linux). */
+export const SYMLINK_MAX = 4095
 
 export const STATE_CLEAN = 1
 export const STATE_MOUNTED = 2
+
+/**
+ * Superblock feature flags. Every bit is incompatible: a pmemu that does not
+ * know a bit refuses to mount the image (older ones refuse any non-zero
+ * value). A bit is set only when the image starts using the feature, so an
+ * image that never had one stays readable by older pmemu.
+ */
+export const FEAT_SYMLINKS = 1
+export const KNOWN_FEATURES = FEAT_SYMLINKS
 
 /** Inode flags. */
 export const IFLAG_QUARANTINE = 1
@@ -37,6 +50,7 @@ export const IFLAG_QUARANTINE = 1
 /** Directory entry types. */
 export const DT_REG = 1
 export const DT_DIR = 2
+export const DT_LNK = 3
 
 export const OVF_MAGIC = 0x58454d50 // 'PMEX'
 export const DIR_MAGIC = 0x52444d50 // 'PMDR'
@@ -159,7 +173,7 @@ export function decodeSuperblock(b: Uint8Array, dev: { pageSize: number; pageCou
 
 function checkGeometry(sb: Superblock, dev: { pageSize: number; pageCount: number }): string | undefined {
   if (sb.version !== FS_VERSION) return `unsupported version ${sb.version} (this pmemu reads version ${FS_VERSION})`
-  if (sb.features !== 0) return `unknown feature flags 0x${sb.features.toString(16)}`
+  if ((sb.features & ~KNOWN_FEATURES) !== 0) return `unknown feature flags 0x${(sb.features & ~KNOWN_FEATURES).toString(16)} (this pmemu knows 0x${KNOWN_FEATURES.toString(16)}: symlinks)`
   if (sb.blockSize !== dev.pageSize) return `block size ${sb.blockSize} does not match the device page size ${dev.pageSize}`
   if (sb.blockCount !== dev.pageCount) return `superblock says ${sb.blockCount} blocks, the device has ${dev.pageCount}`
   if (sb.inodeSize !== INODE_SIZE) return `inode size ${sb.inodeSize} (expected ${INODE_SIZE})`
@@ -249,6 +263,9 @@ export interface Inode {
 
 export function isDir(mode: number): boolean { return (mode & S_IFMT) === S_IFDIR }
 export function isReg(mode: number): boolean { return (mode & S_IFMT) === S_IFREG }
+export function isLnk(mode: number): boolean { return (mode & S_IFMT) === S_IFLNK }
+/** The directory-entry type of an inode mode. */
+export function dtOf(mode: number): number { return isDir(mode) ? DT_DIR : isLnk(mode) ? DT_LNK : DT_REG }
 
 export function extentsPerOverflow(bs: number): number { return Math.floor((bs - OVF_HEADER - 4) / EXTENT_SIZE) }
 export function overflowBlocksFor(count: number, bs: number): number {
@@ -299,7 +316,7 @@ export function decodeInode(b: Uint8Array, inoNum: number): RawInode | null | st
   const v = dv(b)
   if (crc32c(b, 0, INODE_CRC_OFF) !== v.getUint32(INODE_CRC_OFF, true)) return 'inode checksum mismatch'
   const mode = v.getUint32(0, true)
-  if (!isDir(mode) && !isReg(mode)) return `bad mode 0o${mode.toString(8)}`
+  if (!isDir(mode) && !isReg(mode) && !isLnk(mode)) return `bad mode 0o${mode.toString(8)}`
   if ((mode & ~(S_IFMT | 0o7777)) !== 0) return `bad mode 0o${mode.toString(8)}`
   const sizeHi = v.getUint32(12, true)
   const size = v.getUint32(8, true) + sizeHi * 0x100000000
@@ -432,7 +449,7 @@ export function decodeDirBlock(b: Uint8Array, owner: number): DecodedDirBlock | 
     const name = decodeUtf8(b.subarray(off + 6, off + 6 + len))
     const bad = badName(name, len)
     if (bad) return `directory block: entry ${i}: ${bad}`
-    if (type !== DT_REG && type !== DT_DIR) return `directory block: entry '${name}' has bad type ${type}`
+    if (type !== DT_REG && type !== DT_DIR && type !== DT_LNK) return `directory block: entry '${name}' has bad type ${type}`
     entries.push({ name: name!, ino, type })
     off += entrySize(len)
   }

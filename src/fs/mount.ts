@@ -8,7 +8,7 @@ import { metaRead } from './dataio.js'
 import type { FsDevice } from './device.js'
 import { lastEnd } from './extents.js'
 import { freeRange, releaseInode } from './inodes.js'
-import { checkExtents, decodeInode, decodeOverflow, decodeSuperblock, extentsPerOverflow, FIRST_FREE_INO, IFLAG_QUARANTINE, INLINE_EXTENTS, INODE_SIZE, isDir, isReg, MAX_LOGICAL_BLOCKS, overflowBlocksFor, QUARANTINE_INO, ROOT_INO, SB_SIZE, STATE_CLEAN, STATE_MOUNTED } from './layout.js'
+import { checkExtents, decodeInode, decodeOverflow, decodeSuperblock, extentsPerOverflow, FIRST_FREE_INO, IFLAG_QUARANTINE, INLINE_EXTENTS, INODE_SIZE, isDir, isLnk, isReg, MAX_LOGICAL_BLOCKS, SYMLINK_MAX, overflowBlocksFor, QUARANTINE_INO, ROOT_INO, SB_SIZE, STATE_CLEAN, STATE_MOUNTED } from './layout.js'
 import { FsState, mountedOn } from './state.js'
 import { Tx } from './tx.js'
 import type { MountOptions } from './types.js'
@@ -118,6 +118,9 @@ export function loadAll(st: FsState): void {
       if (raw.extentCount <= INLINE_EXTENTS && raw.firstOverflow !== 0) throw st.corrupt(`inode ${ino}: overflow block set with only ${raw.extentCount} extents`)
       const bad = checkExtents(inode.extents, sb.dataStart, dataEnd)
       if (bad) throw st.corrupt(`inode ${ino}: ${bad}`)
+      if (isLnk(inode.mode) && (inode.size < 1 || inode.size > Math.min(SYMLINK_MAX, bs) || inode.extents.length !== 1 || inode.extents[0]!.l !== 0 || inode.extents[0]!.n !== 1)) {
+        throw st.corrupt(`inode ${ino}: symlink target of ${inode.size} bytes is not stored in one block at file block 0`)
+      }
       if (isDir(inode.mode) && (inode.parent < 1 || inode.parent >= sb.inodeCount)) throw st.corrupt(`inode ${ino}: directory has bad parent ${inode.parent}`)
       st.inodes[ino] = inode
       used++

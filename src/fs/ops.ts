@@ -5,8 +5,8 @@ import { commit } from './commit.js'
 import { addEntry, dirIsEmpty, getDir, lookupTx, removeEntry, touchDir } from './dir.js'
 import { PmemFile } from './file.js'
 import { isBusy, maybeDrop, nodeFor, releaseInode, statIno } from './inodes.js'
-import { DT_DIR, DT_REG, isDir, ROOT_INO, S_IFDIR, S_IFREG } from './layout.js'
-import { resolve, resolveParent } from './namei.js'
+import { DT_DIR, DT_REG, dtOf, isDir, isLnk, ROOT_INO, S_IFDIR, S_IFREG } from './layout.js'
+import { type Parent, resolve, resolveParent } from './namei.js'
 import { parseFlags } from './path.js'
 import type { FsState } from './state.js'
 import type { PmemStats } from './stats.js'
@@ -49,34 +49,54 @@ export function openSync(st: FsState, path: string, flags: string | number = 'r'
 function openCore(st: FsState, path: string, flags: string | number, mode: number): { file: PmemFile; truncate: boolean } {
   st.live('open', typeof path === 'string' ? path : undefined)
   const f = parseFlags(flags, typeof path === 'string' ? path : '')
-  const par = resolveParent(st, path, 'open')
+  let par: Parent = resolveParent(st, path, 'open')
   const p = par.path
   if (f.write || f.truncate || f.create) {
     // Linux checks EROFS only when the open would write; an existing file opened O_RDONLY is fine.
     if (st.device.readOnly && (f.write || f.truncate)) throw pmemError('EROFS', 'open', 'read-only device', { path: p })
   }
   let ino: number
-  if (par.name === undefined) {
-    ino = ROOT_INO
-  } else {
+  for (;;) {
+    // open(2) with O_CREAT and a trailing '/': EISDIR before the lookup.
+    if (f.create && par.trailingSlash && par.name !== undefined) throw pmemError('EISDIR', 'open', 'is a directory', { path: p })
+    if (par.name === undefined) {
+      // '/', '.', '..': an existing directory (open(2): O_CREAT|O_EXCL says EEXIST, O_CREAT EISDIR).
+      if (f.create) throw pmemError(f.exclusive ? 'EEXIST' : 'EISDIR', 'open', f.exclusive ? 'file already exists' : 'is a directory', { path: p })
+      ino = par.dir
+      break
+    }
     const e = lookupTx(st, undefined, par.dir, par.name, 'open', p)
     if (e) {
+      // O_EXCL implies O_NOFOLLOW: an existing symlink is EEXIST, even dangling.
       if (f.create && f.exclusive) throw pmemError('EEXIST', 'open', 'file already exists', { path: p })
+      if (isLnk(st.inodes[e.ino]!.mode)) {
+        if (f.nofollow && !par.trailingSlash) throw pmemError('ELOOP', 'open', 'too many levels of symbolic links (O_NOFOLLOW on a symlink)', { path: p })
+        if (par.trailingSlash) {
+          // '/l/': the link is walked through, its target must be a directory.
+          const r = resolve(st, p, 'open')
+          ino = r.ino
+          break
+        }
+        // Follow (a dangling link with O_CREAT creates its target).
+        par = par.follow(e.ino)
+        continue
+      }
       ino = e.ino
-    } else {
-      if (!f.create) throw pmemError('ENOENT', 'open', 'no such file or directory', { path: p })
-      if (par.trailingSlash) throw pmemError('EISDIR', 'open', 'cannot create a regular file with a trailing slash', { path: p })
-      st.writable('open', p)
-      const m = typeof mode === 'number' && Number.isInteger(mode) ? mode & 0o7777 : 0o666
-      const tx = new Tx('create')
-      ino = allocIno(st, tx, 'open', p)
-      newInode(st, tx, ino, S_IFREG | m, par.dir)
-      try {
-        addEntry(st, tx, par.dir, par.name, { ino, type: DT_REG }, 'open', p)
-        touchDir(st, tx, par.dir)
-      } catch (err) { abort(st, tx); throw err }
-      commit(st, tx)
+      break
     }
+    if (!f.create) throw pmemError('ENOENT', 'open', 'no such file or directory', { path: p })
+    if (par.trailingSlash) throw pmemError('EISDIR', 'open', 'cannot create a regular file with a trailing slash', { path: p })
+    st.writable('open', p)
+    const m = typeof mode === 'number' && Number.isInteger(mode) ? mode & 0o7777 : 0o666
+    const tx = new Tx('create')
+    ino = allocIno(st, tx, 'open', p)
+    newInode(st, tx, ino, S_IFREG | m, par.dir)
+    try {
+      addEntry(st, tx, par.dir, par.name, { ino, type: DT_REG }, 'open', p)
+      touchDir(st, tx, par.dir)
+    } catch (err) { abort(st, tx); throw err }
+    commit(st, tx)
+    break
   }
   const inode = st.inodes[ino]!
   if (isDir(inode.mode) && (f.write || f.truncate)) throw pmemError('EISDIR', 'open', 'is a directory', { path: p })
@@ -107,7 +127,7 @@ export function mkdirSync(st: FsState, path: string, mode = 0o777): void {
 
 export function readdirPath(st: FsState, path: string): string[]
 
-export function readdirPath(st: FsState, path: string, opts: { withFileTypes: true }): Array<{ name: string; ino: number; type: 'file' | 'directory'; isFile(): boolean; isDirectory(): boolean }>
+export function readdirPath(st: FsState, path: string, opts: { withFileTypes: true }): Array<{ name: string; ino: number; type: 'file' | 'directory' | 'symlink'; isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }>
 
 export function readdirPath(st: FsState, path: string, opts?: { withFileTypes?: boolean }): unknown[] {
   st.live('scandir', typeof path === 'string' ? path : undefined)
@@ -119,8 +139,8 @@ export function readdirPath(st: FsState, path: string, opts?: { withFileTypes?: 
   out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   if (opts?.withFileTypes) {
     return out.map(e => {
-      const d = e.type === DT_DIR
-      return { name: e.name, ino: e.ino, type: d ? 'directory' : 'file', isFile: () => !d, isDirectory: () => d }
+      const type = e.type === DT_DIR ? 'directory' : e.type === DT_REG ? 'file' : 'symlink'
+      return { name: e.name, ino: e.ino, type, isFile: () => type === 'file', isDirectory: () => type === 'directory', isSymbolicLink: () => type === 'symlink' }
     })
   }
   return out.map(e => e.name)
@@ -129,6 +149,12 @@ export function readdirPath(st: FsState, path: string, opts?: { withFileTypes?: 
 export function statPath(st: FsState, path: string): PmemStats {
   st.live('stat', typeof path === 'string' ? path : undefined)
   return statIno(st, resolve(st, path, 'stat').ino)
+}
+
+/** lstat(2): a symlink as the last component is reported itself (a trailing '/' still follows it). */
+export function lstatPath(st: FsState, path: string): PmemStats {
+  st.live('lstat', typeof path === 'string' ? path : undefined)
+  return statIno(st, resolve(st, path, 'lstat', false).ino)
 }
 
 export function unlinkPath(st: FsState, path: string): void {
@@ -153,6 +179,9 @@ export function unlinkPath(st: FsState, path: string): void {
 export function rmdirPath(st: FsState, path: string): void {
   st.live('rmdir', typeof path === 'string' ? path : undefined)
   const par = resolveParent(st, path, 'rmdir')
+  // rmdir(2) of a final '.' is EINVAL, of '..' ENOTEMPTY; of '/' EBUSY.
+  if (par.dot === '.') throw pmemError('EINVAL', 'rmdir', "cannot remove '.'", { path: par.path })
+  if (par.dot === '..') throw pmemError('ENOTEMPTY', 'rmdir', "cannot remove '..'", { path: par.path })
   if (par.name === undefined) throw pmemError('EBUSY', 'rmdir', 'cannot remove the root directory', { path: par.path })
   const e = lookupTx(st, undefined, par.dir, par.name, 'rmdir', par.path)
   if (!e) throw pmemError('ENOENT', 'rmdir', 'no such file or directory', { path: par.path })
@@ -190,6 +219,14 @@ export function renamePath(st: FsState, oldPath: string, newPath: string): void 
     // The target's parent must not be inside the source.
     for (let d = b.dir, k = 0; k < st.sb.inodeCount; k++) {
       if (d === src.ino) throw pmemError('EINVAL', 'rename', 'cannot move a directory into itself', { path: b.path })
+      if (d === ROOT_INO) break
+      d = st.inodes[d]!.parent
+    }
+  }
+  if (dst && dst.type === DT_DIR && dst.ino !== src.ino) {
+    // The target is a directory holding the source (rename('/d/x', '/d')): Linux's rename trap, ENOTEMPTY.
+    for (let d = a.dir, k = 0; k < st.sb.inodeCount; k++) {
+      if (d === dst.ino) throw pmemError('ENOTEMPTY', 'rename', 'directory not empty', { path: b.path })
       if (d === ROOT_INO) break
       d = st.inodes[d]!.parent
     }
@@ -233,12 +270,11 @@ export function renamePath(st: FsState, oldPath: string, newPath: string): void 
   }
 }
 
-/** @internal fsck repair: link unreachable inodes into /lost+found as '#<ino>'. Returns what failed. */
-/** link(2): a second name for an existing file (not a directory: EPERM); the link count goes up. */
+/** link(2): a second name for an existing file (not a directory: EPERM); the link count goes up. A symlink is linked itself (not followed), as Linux's link(2). */
 export function linkPath(st: FsState, existingPath: string, newPath: string): void {
   st.live('link', typeof existingPath === 'string' ? existingPath : undefined)
   // linkat(2)'s order: the old path, then the new one (EEXIST), then the directory check.
-  const src = resolve(st, existingPath, 'link')
+  const src = resolve(st, existingPath, 'link', false)
   const par = resolveParent(st, newPath, 'link')
   if (par.name === undefined) throw pmemError('EEXIST', 'link', 'file exists', { path: par.path })
   if (lookupTx(st, undefined, par.dir, par.name, 'link', par.path)) throw pmemError('EEXIST', 'link', 'file exists', { path: par.path })
@@ -248,7 +284,7 @@ export function linkPath(st: FsState, existingPath: string, newPath: string): vo
   const tx = new Tx('link')
   const now = Date.now()
   try {
-    addEntry(st, tx, par.dir, par.name, { ino: src.ino, type: DT_REG }, 'link', par.path)
+    addEntry(st, tx, par.dir, par.name, { ino: src.ino, type: dtOf(st.inodes[src.ino]!.mode) }, 'link', par.path)
     touchDir(st, tx, par.dir, now)
     const t = mut(st, tx, src.ino)
     t.nlink++
@@ -257,6 +293,7 @@ export function linkPath(st: FsState, existingPath: string, newPath: string): vo
   commit(st, tx)
 }
 
+/** @internal fsck repair: link unreachable inodes into /lost+found as '#<ino>'. Returns what failed. */
 export function attachLost(st: FsState, inos: number[]): string[] {
   const failures: string[] = []
   let lf: number
@@ -276,7 +313,7 @@ export function attachLost(st: FsState, inos: number[]): string[] {
       const tx = new Tx('fsck')
       const dir = isDir(inode.mode)
       try {
-        addEntry(st, tx, lf, name, { ino, type: dir ? DT_DIR : DT_REG }, 'fsck', `/lost+found/${name}`)
+        addEntry(st, tx, lf, name, { ino, type: dtOf(inode.mode) }, 'fsck', `/lost+found/${name}`)
         if (dir) { mut(st, tx, ino).parent = lf; mut(st, tx, lf).nlink++ }
       } catch (err) { abort(st, tx); throw err }
       commit(st, tx)

@@ -5,16 +5,18 @@ import { NAME_MAX, encodeUtf8 } from './layout.js'
 export const PATH_MAX = 4096
 
 export interface ParsedPath {
-  /** Normalised components ('.' dropped, '..' resolved). Empty = root. */
+  /** The components as written ('.' and '..' kept: namei resolves them against the directory reached, as Linux). Empty = root. */
   parts: string[]
-  /** The path ended with '/': the target must be a directory. */
+  /** The path ended with '/': the target must be a directory (a symlink there is followed). */
   trailingSlash: boolean
 }
 
 /**
  * Parse a user path. EINVAL when it is not a string, not absolute, has an
- * empty component ('//') or a '..' escaping the root, or contains NUL;
- * ENAMETOOLONG for a component over 255 UTF-8 bytes or a path over 4096.
+ * empty component ('//') or contains NUL; ENAMETOOLONG for a component over
+ * 255 UTF-8 bytes or a path over 4096. '.' and '..' stay components: '..'
+ * is the parent of the directory reached so far (after symlinks), and '..'
+ * of the root is the root, as on Linux.
  */
 export function parsePath(path: unknown, syscall: string): ParsedPath {
   if (typeof path !== 'string') {
@@ -29,19 +31,17 @@ export function parsePath(path: unknown, syscall: string): ParsedPath {
   if (body.length > 0) {
     for (const c of body.split('/')) {
       if (c === '') throw pmemError('EINVAL', syscall, 'path has an empty component', { path })
-      if (c === '.') continue
-      if (c === '..') {
-        if (parts.length === 0) throw pmemError('EINVAL', syscall, "path escapes the root with '..'", { path })
-        parts.pop()
-        continue
-      }
-      if (encodeUtf8(c).length > NAME_MAX) {
-        throw pmemError('ENAMETOOLONG', syscall, `component '${c.slice(0, 16)}…' is longer than ${NAME_MAX} bytes`, { path })
-      }
+      checkComponent(c, syscall, path)
       parts.push(c)
     }
   }
   return { parts, trailingSlash }
+}
+
+export function checkComponent(c: string, syscall: string, path: string): void {
+  if (encodeUtf8(c).length > NAME_MAX) {
+    throw pmemError('ENAMETOOLONG', syscall, `component '${c.slice(0, 16)}…' is longer than ${NAME_MAX} bytes`, { path })
+  }
 }
 
 /** Node's open flag strings -> access mode and behaviour. */
@@ -53,12 +53,14 @@ export interface OpenFlags {
   truncate: boolean
   append: boolean
   sync: boolean
+  /** O_NOFOLLOW: a symlink as the last component is ELOOP. */
+  nofollow: boolean
 }
 
 const FLAG_TABLE: Record<string, OpenFlags> = {}
 function def(names: string[], f: Partial<OpenFlags>): void {
   for (const n of names) {
-    FLAG_TABLE[n] = { read: false, write: false, create: false, exclusive: false, truncate: false, append: false, sync: false, ...f }
+    FLAG_TABLE[n] = { read: false, write: false, create: false, exclusive: false, truncate: false, append: false, sync: false, nofollow: false, ...f }
   }
 }
 def(['r'], { read: true })
@@ -77,8 +79,8 @@ def(['ax+', 'xa+'], { read: true, write: true, create: true, append: true, exclu
 def(['as+', 'sa+'], { read: true, write: true, create: true, append: true, sync: true })
 
 // Linux O_* values (as node:fs constants on Linux).
-const O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000, O_APPEND = 0o2000, O_SYNC = 0o4010000, O_DSYNC = 0o10000
-const KNOWN = 3 | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_SYNC | O_DSYNC | 0o400 /* O_NOCTTY */ | 0o4000 /* O_NONBLOCK */ | 0o2000000 /* O_CLOEXEC */ | 0o40000 /* O_DIRECT */ | 0o1000000 /* O_NOATIME */ | 0o100000 /* O_LARGEFILE */
+const O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000, O_APPEND = 0o2000, O_SYNC = 0o4010000, O_DSYNC = 0o10000, O_NOFOLLOW = 0o400000
+const KNOWN = 3 | O_NOFOLLOW | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_SYNC | O_DSYNC | 0o400 /* O_NOCTTY */ | 0o4000 /* O_NONBLOCK */ | 0o2000000 /* O_CLOEXEC */ | 0o40000 /* O_DIRECT */ | 0o1000000 /* O_NOATIME */ | 0o100000 /* O_LARGEFILE */
 
 export function parseFlags(flags: unknown, path: string): OpenFlags {
   if (flags === undefined) flags = 'r'
@@ -93,6 +95,7 @@ export function parseFlags(flags: unknown, path: string): OpenFlags {
       read: acc !== O_WRONLY, write: acc === O_WRONLY || acc === O_RDWR,
       create: (flags & O_CREAT) !== 0, exclusive: (flags & O_EXCL) !== 0 && (flags & O_CREAT) !== 0,
       truncate: (flags & O_TRUNC) !== 0, append: (flags & O_APPEND) !== 0, sync: (flags & (O_SYNC | O_DSYNC)) !== 0,
+      nofollow: (flags & O_NOFOLLOW) !== 0,
     }
   }
   throw pmemError('EINVAL', 'open', `invalid open flags ${safeString(flags)}`, { path })

@@ -1,5 +1,5 @@
 /** stat(2)-shaped results of the file system. */
-import { isDir, isReg } from './layout.js'
+import { isDir, isLnk, isReg } from './layout.js'
 
 export class PmemStats {
   dev = 0
@@ -19,7 +19,7 @@ export class PmemStats {
   get birthtime(): Date { return new Date(this.birthtimeMs) }
   isFile(): boolean { return isReg(this.mode) }
   isDirectory(): boolean { return isDir(this.mode) }
-  isSymbolicLink(): boolean { return false }
+  isSymbolicLink(): boolean { return isLnk(this.mode) }
   isBlockDevice(): boolean { return false }
   isCharacterDevice(): boolean { return false }
   isFIFO(): boolean { return false }
