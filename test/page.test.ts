@@ -3,7 +3,6 @@ type TT = Test
 import fc from 'fast-check'
 import { Worker } from 'node:worker_threads'
 import { createRequire } from 'node:module'
-import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import {
   PageTable, MODELS, MODEL_NAMES, MAX_PAGES, PIN_BIAS, FOLIO_PAGES,
@@ -11,19 +10,13 @@ import {
 } from '../src/page/index.js'
 import { PmemuError } from '../src/errors.js'
 
-const PAGES = 16384 // 64 MiB of 4 KiB pages, as model-vectors.json's setup
+const PAGES = 16384 // 64 MiB of 4 KiB pages
 
-// ---------------------------------------------------------------------------
-// Conformance vectors: the raw-page ("fs": false) scenarios of
-// test/vectors/model-vectors.json (the first, superseded design vectors, revised where SPEC §3 changed).
-// ---------------------------------------------------------------------------
+// The conformance vectors (one file per model, test/vectors/*.json) run in
+// test/vectors.test.ts; below, the same rows as event sequences on a bare table.
 type Expect = Partial<Record<'refcount' | 'mapcount' | 'pincount' | 'order', number>> & {
   pgmap?: number | 'all'; maybeDmaPinned?: boolean; violations?: number | '>0'
 }
-interface Step { op: string; pfn?: number; times?: number; longterm?: boolean; expectError?: string; expect?: Record<string, Expect> }
-interface Scenario { name: string; fs: boolean; steps: Step[] }
-const RAW_VECTORS: Scenario[] = (JSON.parse(readFileSync(new URL('./vectors/model-vectors.json', import.meta.url), 'utf8')) as { scenarios: Scenario[] })
-  .scenarios.filter(s => !s.fs)
 
 function expectCounters(t: TT, pages: PageTable, pfn: number, exp: Expect | undefined, label: string): void {
   if (!exp) return
@@ -37,45 +30,6 @@ function expectCounters(t: TT, pages: PageTable, pfn: number, exp: Expect | unde
   if (exp.violations === '>0') t.ok(pages.check().length > 0, `${label}: violations > 0`)
   else if (exp.violations !== undefined) t.same(pages.check(), [], `${label}: no violations`)
 }
-
-t.test('conformance vectors (raw pages)', async t => {
-  for (const scenario of RAW_VECTORS) {
-    for (const model of MODEL_NAMES) {
-      for (const strict of [false, true]) {
-        await t.test(`${scenario.name} [${model}${strict ? ', strict' : ''}]`, async t => {
-          const pages = await PageTable.create({ pageCount: PAGES, model, strict })
-          for (const [i, step] of scenario.steps.entries()) {
-            const label = `step ${i} ${step.op}${step.times ? ' x' + step.times : ''}`
-            const pfn = step.pfn!
-            const run = (): void => {
-              for (let n = 0; n < (step.times ?? 1); n++) {
-                switch (step.op) {
-                  case 'none': break
-                  case 'get': pages.get(pfn); break
-                  case 'put': pages.put(pfn); break
-                  case 'pin': pages.pin(pfn, { longterm: step.longterm }); break
-                  case 'unpin': pages.unpin(pfn); break
-                  default: throw new Error('unknown op ' + step.op)
-                }
-              }
-            }
-            const before = pages.snapshot(pfn)
-            if (step.expectError === 'EOPNOTSUPP') {
-              t.throws(run, { code: 'EOPNOTSUPP', pfn }, `${label}: EOPNOTSUPP`)
-              t.same(pages.snapshot(pfn), before, `${label}: nothing changed`)
-            } else if (step.expectError && strict) {
-              t.throws(run, { code: 'EINVAL', pfn }, `${label}: strict mode throws`)
-              t.same(pages.snapshot(pfn), before, `${label}: strict left the counters as they were`)
-            } else {
-              run()
-            }
-            expectCounters(t, pages, pfn, step.expect?.[model], label)
-          }
-        })
-      }
-    }
-  }
-})
 
 // ---------------------------------------------------------------------------
 // The fs scenarios of model-vectors.json, as the event sequences the DAX
