@@ -41,6 +41,17 @@ export type PgmapPolicy = 'transient' | 'per-page' | 'bulk'
 export type BusyRule = 'above-idle' | 'maybe-dma-pinned'
 export type WakeRule = 'to-idle' | 'on-unpin'
 export type UnbindWait = 'pgmap-zero' | 'all-idle'
+/**
+ * What a layout break does with the file's page-cache entries (SPEC §3 ★):
+ * 'range-after-free' — only the entries of the freed blocks go, as each is
+ * freed (truncate_inode_pages); 'scope-before-wait' — after the zap, every
+ * entry of the break scope is deleted before the wait (the reworked dax-gup
+ * series: break-layouts "zaps the ptes, drops the reference … and waits for
+ * _refcount to drop to zero"); 'scope-after-wait' — after the wait, every
+ * DAX entry of the break scope is deleted and its folios split (Linux ≥ 6.15:
+ * dax_break_layout_inode, then dax_delete_mapping_range). Pages fault back in.
+ */
+export type BreakEntries = 'range-after-free' | 'scope-before-wait' | 'scope-after-wait'
 
 export interface RefcountModel {
   name: ModelName
@@ -60,6 +71,8 @@ export interface RefcountModel {
   entryRefs: number
   /** References each mapping (PTE/PMD) holds; mapcount counts the mappings. */
   mapRefs: number
+  /** What a layout break does with the page-cache entries of its scope (BreakEntries). */
+  breakEntries: BreakEntries
   events: Readonly<Record<PageEvent, EventEffect>>
   /** One line per row of SPEC §3, for docs and logs. */
   summary: string
@@ -76,19 +89,19 @@ const NOTHING = e(0)
 export const MODELS: Readonly<Record<ModelName, RefcountModel>> = {
   legacy: {
     name: 'legacy', idleRefcount: 1, pgmap: 'transient', busy: 'above-idle', wake: 'to-idle',
-    unbindWaits: 'pgmap-zero', folios: false, entryRefs: 0, mapRefs: 0,
+    unbindWaits: 'pgmap-zero', folios: false, entryRefs: 0, mapRefs: 0, breakEntries: 'range-after-free',
     events: { ...GUP, entryInsert: NOTHING, mapInsert: NOTHING, zap: NOTHING, entryDelete: NOTHING },
     summary: 'Linux <= 6.14 fsdax: idle refcount 1, devmap entries hold no reference, truncate waits for refcount == 1 (woken on 2->1), pgmap only held during gup walks',
   },
   'dax-gup': {
     name: 'dax-gup', idleRefcount: 0, pgmap: 'per-page', busy: 'maybe-dma-pinned', wake: 'on-unpin',
-    unbindWaits: 'pgmap-zero', folios: false, entryRefs: 1, mapRefs: 0,
+    unbindWaits: 'pgmap-zero', folios: false, entryRefs: 1, mapRefs: 0, breakEntries: 'scope-before-wait',
     events: { ...GUP, entryInsert: e(1), mapInsert: NOTHING, zap: NOTHING, entryDelete: e(-1) },
     summary: 'the 2022 DAX-gup series: the page-cache entry holds one ref (0->1 takes the pgmap ref, the free drops it), truncate waits only for !page_maybe_dma_pinned(), woken on unpin',
   },
   upstream: {
     name: 'upstream', idleRefcount: 0, pgmap: 'bulk', busy: 'above-idle', wake: 'to-idle',
-    unbindWaits: 'all-idle', folios: true, entryRefs: 0, mapRefs: 1,
+    unbindWaits: 'all-idle', folios: true, entryRefs: 0, mapRefs: 1, breakEntries: 'scope-after-wait',
     events: { ...GUP, entryInsert: NOTHING, mapInsert: e(1, 1), zap: e(-1, -1), entryDelete: NOTHING },
     summary: 'Linux >= 6.15: each mapping holds 1 ref + 1 mapcount, 2 MiB extents are order-9 folios counted on the head, truncate waits for refcount 0 (woken on 1->0), pgmap refs taken in bulk at enable',
   },
