@@ -221,6 +221,9 @@ export class DaxLayer {
     }
     try {
       if (node.nlink === 0 && node.holds === 1 && node.openCount === 0) {
+        // the reworked dax-gup's entries hold page refs: the final break drops them before it waits
+        const tree = this.trees.get(node.ino)
+        if (tree && this.model.breakEntries === 'scope-before-wait') this.#evictAll(tree)
         const runs = this.#busyRuns(node, 0, Number.MAX_SAFE_INTEGER)
         if (runs.length > 0) {
           this.log.debug({ ino: node.ino, runs: runs.length }, 'unlinked file still busy: release deferred')
