@@ -42,7 +42,7 @@ import { openDevice, type Device } from '../src/region/index.js'
 import type { DaxMapping } from '../src/dax/index.js'
 import { mkfs } from '../src/mount.js' // the public mkfs: DAX and the fault layer (poison through file.read / write)
 import type { PmemFile, PmemFs } from '../src/fs/index.js'
-import { MODEL_NAMES, type ModelName } from '../src/page/index.js'
+import { MODELS, MODEL_NAMES, type ModelName } from '../src/page/index.js'
 import { DmaEngine, type DmaTransfer } from '../src/dma/index.js'
 
 const PS = 4096
@@ -591,7 +591,7 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
     for (const ms of maps) for (const m of ms) m.unmap()
     const violations = dev.check()
     const hazards = violations.filter(v => v.kind === 'use-after-free hazard')
-    const others = violations.filter(v => !(model === 'dax-gup' && v.kind === 'use-after-free hazard'))
+    const others = violations.filter(v => !(MODELS[model].busy === 'maybe-dma-pinned' && v.kind === 'use-after-free hazard'))
     for (const v of others.slice(0, 5)) problems.push(`violation: ${v.message}`)
     const waits = dev.stats().layoutWaits ?? 0
     return { problems, ops: ops.length, transfers, held: heldCount, waits, hazards: hazards.length, poison: pc }
