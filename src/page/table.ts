@@ -344,20 +344,20 @@ export class PageTable {
     }
   }
 
-  /** A page-cache (DAX) entry now refers to the page (dax-gup: +1 ref, 0->1 takes a pgmap ref). */
+  /** A page-cache (DAX) entry now refers to the page (dax-gup: +1 ref, 0->1 takes a pgmap ref; dax-gup-v1: a pgmap ref, no page ref). */
   entryInsert(pfn: number, count = 1): void { this.#event('entryInsert', pfn, count) }
   /** A PTE/PMD mapping of the page (upstream: +1 ref +1 mapcount; on a folio, once per PMD). */
   mapInsert(pfn: number, count = 1): void { this.#event('mapInsert', pfn, count) }
   /** Unmap one mapping (upstream: -1 mapcount -1 ref; 1->0 wakes waiters). */
   zap(pfn: number, count = 1): void { this.#event('zap', pfn, count) }
-  /** The entry is deleted (truncate/evict; dax-gup: -1 ref, 1->0 frees and drops the pgmap ref). */
+  /** The entry is deleted (truncate/evict; dax-gup: -1 ref, 1->0 frees and drops the pgmap ref; dax-gup-v1: drops its pgmap ref). */
   entryDelete(pfn: number, count = 1): void { this.#event('entryDelete', pfn, count) }
 
   /**
    * The file system frees the block behind `pfn`. Returns false (and records
    * a 'use-after-free hazard' violation, invariant 4) when the page's counters
    * say someone still holds it, so the fs can quarantine the block. Never
-   * throws for the hazard, even in strict mode: in dax-gup it is the model's
+   * throws for the hazard, even in strict mode: in dax-gup-v1 it is the model's
    * known flaw, not a caller bug.
    */
   free(pfn: number): boolean {
@@ -409,7 +409,7 @@ export class PageTable {
     return this.#x.head(pfn)
   }
 
-  /** Is the page busy under the model's truncate rule (legacy: refcount > 1; dax-gup: maybe DMA pinned; upstream: refcount > 0)? */
+  /** Is the page busy under the model's truncate rule (legacy: refcount > 1; dax-gup-v1: maybe DMA pinned; dax-gup, upstream: refcount > 0)? */
   busy(pfn: number): boolean {
     this.#checkPfn('busy', pfn)
     return this.#x.firstBusy(pfn, 1, -1) >= 0
