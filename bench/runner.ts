@@ -9,6 +9,7 @@ import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { openDevice, type Device } from '../src/region/index.js'
 import type { ModelName } from '../src/region/types.js'
+import { MODEL_NAMES } from '../src/page/index.js'
 import { pmemError, wrapSystemError } from '../src/errors.js'
 import { packageRoot } from '../src/util/root.js'
 import { parseSize, type Size } from '../src/util/size.js'
@@ -17,7 +18,8 @@ import { FULL_BUDGET, QUICK_BUDGET, collectGarbage } from './measure.js'
 import { BENCHMARKS } from './registry.js'
 import type { Benchmark, BenchContext, BenchReport, BenchResult, Budget, ProgressEvent, SkippedPath } from './types.js'
 
-export const ALL_MODELS: readonly ModelName[] = ['legacy', 'dax-gup', 'upstream']
+/** Every refcount model, in the table's order (src/page MODEL_NAMES). */
+export const ALL_MODELS: readonly ModelName[] = MODEL_NAMES
 export const DEFAULT_SIZE = '256MiB'
 
 export interface RunOptions {
