@@ -8,7 +8,7 @@ import type * as vl from 'vega-lite'
 import type { BenchReport, BenchResult } from './types.js'
 import { fmtNum, fmtRatio, fmtVal, label } from './format.js'
 import { PUBLISHED } from './published.js'
-import { MODEL_NAMES } from '../src/page/index.js'
+import { MODEL_NAMES } from '../src/page/models.js'
 
 type Row = Record<string, string | number>
 
@@ -48,7 +48,7 @@ function barChart(rows: Row[], unit: string, title: string): vl.TopLevelSpec {
   return {
     title,
     data: { values: rows },
-    facet: { column: { field: 'model', type: 'nominal', title: 'model', sort: MODEL_SORT } },
+    facet: { column: { field: 'model', type: 'nominal', title: 'model', sort: [...MODEL_NAMES, 'any'] } },
     spec: {
       width: { step: 14 },
       height: 220,
@@ -137,7 +137,7 @@ function scalarChart(results: BenchResult[], test: (r: BenchResult) => boolean, 
   } as vl.TopLevelSpec
 }
 
-const MODEL_SORT: string[] = [...MODEL_NAMES, 'any']
+const MODEL_SORT = [...MODEL_NAMES, 'any']
 // One colour per model in table order (enough for more models than there are), grey for 'any'.
 const PALETTE = ['#ff7f0e', '#d62728', '#9467bd', '#1f77b4', '#2ca02c', '#8c564b']
 const MODEL_COLORS = { domain: MODEL_SORT, range: [...MODEL_NAMES.map((_, i) => PALETTE[i % PALETTE.length]!), '#7f7f7f'] }

@@ -8,8 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { openDevice, type Device } from '../src/region/index.js'
-import type { ModelName } from '../src/region/types.js'
 import { MODEL_NAMES } from '../src/page/index.js'
+import type { ModelName } from '../src/region/types.js'
 import { pmemError, wrapSystemError } from '../src/errors.js'
 import { packageRoot } from '../src/util/root.js'
 import { parseSize, type Size } from '../src/util/size.js'
@@ -18,7 +18,7 @@ import { FULL_BUDGET, QUICK_BUDGET, collectGarbage } from './measure.js'
 import { BENCHMARKS } from './registry.js'
 import type { Benchmark, BenchContext, BenchReport, BenchResult, Budget, ProgressEvent, SkippedPath } from './types.js'
 
-/** Every refcount model, in the table's order (src/page MODEL_NAMES). */
+/** Every model, in the seed thread's order (src/page/models.ts). */
 export const ALL_MODELS: readonly ModelName[] = MODEL_NAMES
 export const DEFAULT_SIZE = '256MiB'
 

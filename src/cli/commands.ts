@@ -160,7 +160,7 @@ export function registerCommands(program: Command): void {
     .option('--size <size>', 'device size, e.g. 1GiB (required when the file does not exist)', deviceSizeArg('--size', 'mkfs'))
     .option('--page-size <bytes>', 'page size in bytes (power of two ≥ 4096)', pageSizeArg, MIN_PAGE_SIZE)
     .addOption(new Option('--map <where>', 'side-table placement').choices(['mem', 'dev']).default('mem'))
-    .addOption(new Option('--model <model>', 'default refcount model recorded on the device').choices([...MODEL_NAMES]))
+    .addOption(new Option('--model <model>', 'default refcount model recorded on the device').choices(MODEL_NAMES))
     .option('--label <label>', 'volume label (≤ 63 UTF-8 bytes)', labelArg)
     .option('--json', 'print the result as JSON')
     .option('-f, --force', 'overwrite a device that holds a file system (or a file that holds other data)')
