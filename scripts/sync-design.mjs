@@ -4,7 +4,9 @@
 // these copies are what it builds and tests against):
 //   docs/spec.md                    <- SPEC.md
 //   docs/api-contract.md            <- API.md
-//   test/vectors/model-vectors.json <- model-vectors.json
+// (the design's model-vectors.json is the superseded first version of the
+// conformance vectors: the repo keeps its own, one file per model, in
+// test/vectors/ — see docs/models-sources.md)
 // Usage: node scripts/sync-design.mjs <design-dir> [--check]
 //        (or PMEMU_DESIGN_DIR=<design-dir>)
 // `--check` copies nothing: it lists copies that differ and exits 1 if any do.
@@ -15,7 +17,6 @@ import { fileURLToPath } from 'node:url'
 export const COPIES = [
   ['SPEC.md', 'docs/spec.md'],
   ['API.md', 'docs/api-contract.md'],
-  ['model-vectors.json', 'test/vectors/model-vectors.json'],
 ]
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')

@@ -1,11 +1,9 @@
 import t, { type Test } from 'tap'
-import { readFileSync } from 'node:fs'
 import { setImmediate as macrotask } from 'node:timers/promises'
 import { openDevice, type Device } from '../src/region/index.js'
 import { mkfs, mount, daxOf, PTE_NONE, type DaxMapping, type MemoryFailureEvent } from '../src/dax/index.js'
 import type { PmemFile, PmemFs } from '../src/fs/index.js'
 import { MODEL_NAMES, type ModelName } from '../src/page/index.js'
-import { isPmemuError } from '../src/errors.js'
 
 type TT = Test
 const PS = 4096
@@ -49,108 +47,7 @@ function readAll(f: PmemFile, len: number, at = 0): Uint8Array {
   return b
 }
 
-// ---------------------------------------------------------------------------------------------
-// conformance vectors (test/vectors/model-vectors.json), every scenario, every model
-// ---------------------------------------------------------------------------------------------
-
-type Expect = Partial<Record<'refcount' | 'mapcount' | 'pincount' | 'order', number>> & {
-  pgmap?: number | 'all'; maybeDmaPinned?: boolean; violations?: number | '>0'; error?: string; state?: string
-}
-interface Step {
-  op: string; pfn?: number; page?: number; times?: number; longterm?: boolean; map?: string; count?: number
-  pages?: number; timeoutMs?: number; async?: boolean; expectError?: string
-  expect?: Record<string, Expect> & { state?: string }
-}
-interface Scenario { name: string; fs: boolean; fileBytes?: number; steps: Step[] }
-
-const vectorsUrl = new URL('./vectors/model-vectors.json', import.meta.url)
-const VECTORS = JSON.parse(readFileSync(vectorsUrl, 'utf8')) as { scenarios: Scenario[] }
-
-t.test('conformance vectors through the public path', async t => {
-  t.ok(VECTORS.scenarios.length >= 10, 'vectors loaded')
-  for (const sc of VECTORS.scenarios) {
-    for (const model of MODEL_NAMES) {
-      await t.test(`${sc.name} [${model}]`, async t => {
-        const fileBytes = sc.fileBytes ?? 8 * PS
-        let dev: Device
-        let f: PmemFile | undefined
-        if (sc.fs) ({ dev, f } = await setup(model, { fileBytes }))
-        else dev = await openDevice(undefined, { size: '64MiB', model, pageSize: PS, map: 'mem' })
-        const maps = new Map<string, DaxMapping>()
-        const known = new Map<number, number>() // file page -> last pfn seen behind it
-        const pfnOfPage = (page: number): number => {
-          const p = f!.pfnAt(page)
-          if (p !== null) known.set(page, p)
-          const k = known.get(page)
-          if (k === undefined) throw new Error(`file page ${page} has no block`)
-          return k
-        }
-        let lastPage = 0
-        let pending: ReturnType<typeof track<void>> | undefined
-        for (const [i, step] of sc.steps.entries()) {
-          const label = `step ${i} ${step.op}`
-          const exp = step.expect?.[model] as Expect | undefined
-          if (step.page !== undefined) lastPage = step.page
-          const pfn = step.pfn ?? (sc.fs ? pfnOfPage(lastPage) : 5)
-          let err: string | undefined
-          const run = async (): Promise<void> => {
-            for (let n = 0; n < (step.times ?? 1); n++) {
-              switch (step.op) {
-                case 'none': break
-                case 'get': dev.pages.get(pfn); break
-                case 'put': dev.pages.put(pfn); break
-                case 'pin': dev.pages.pin(pfn, { longterm: step.longterm }); break
-                case 'unpin': dev.pages.unpin(pfn); break
-                case 'map': maps.set(step.map!, mmap(f!, 0, fileBytes, { write: true })); break
-                case 'fault': maps.get(step.map!)!.view((step.page ?? 0) * PS, (step.count ?? 1) * PS); break
-                case 'unmap': maps.get(step.map!)!.unmap(); break
-                case 'truncate': {
-                  const p = f!.truncate(step.pages! * PS, step.timeoutMs !== undefined ? { timeoutMs: step.timeoutMs } : {})
-                  if (step.async) { pending = track(p); break }
-                  await p
-                  break
-                }
-                default: throw new Error(`unknown op ${step.op}`)
-              }
-            }
-          }
-          try { await run() } catch (e) { err = isPmemuError(e) ? e.code : String(e) }
-          // expected errors
-          const wantErr = exp?.error ?? (step.expectError && step.expectError !== 'strict mode throws here' ? step.expectError : undefined)
-          if (wantErr) t.equal(err, wantErr, `${label}: ${wantErr}`)
-          else t.equal(err, undefined, `${label}: no error`)
-          // async states
-          const state = (step.expect as { state?: string } | undefined)?.state ?? exp?.state
-          if (state === 'pending') {
-            await macrotask()
-            await macrotask()
-            t.equal(pending!.settled(), false, `${label}: truncate pending`)
-          } else if (state === 'truncate resolves') {
-            await pending!.p
-            t.pass(`${label}: truncate resolved after the unpin`)
-            pending = undefined
-          } else if (state?.startsWith('resolves')) {
-            t.equal(err, undefined, `${label}: resolves`)
-          }
-          if (!exp) continue
-          const s = dev.page(pfn)
-          if (exp.refcount !== undefined) t.equal(s.refcount, exp.refcount, `${label}: refcount`)
-          if (exp.mapcount !== undefined) t.equal(s.mapcount, exp.mapcount, `${label}: mapcount`)
-          if (exp.pincount !== undefined) t.equal(s.pincount, exp.pincount, `${label}: pincount`)
-          if (exp.order !== undefined) t.equal(s.order, exp.order, `${label}: order`)
-          if (exp.pgmap !== undefined) t.equal(dev.pgmapRefs(), exp.pgmap === 'all' ? dev.pageCount : exp.pgmap, `${label}: pgmap`)
-          if (exp.maybeDmaPinned !== undefined) t.equal(dev.pages.maybeDmaPinned(pfn), exp.maybeDmaPinned, `${label}: maybeDmaPinned`)
-          if (exp.violations === '>0') t.ok(dev.check().length > 0, `${label}: violations > 0`)
-          else if (exp.violations !== undefined) t.same(dev.check(), [], `${label}: no violations`)
-        }
-        t.equal(pending, undefined, 'no truncate left pending')
-        const dirty = sc.steps.some(st => st.expect?.[model]?.violations === '>0')
-        if (!dirty) t.same(dev.check(), [], 'check() is [] at the end of a clean scenario')
-        await dev.close()
-      })
-    }
-  }
-})
+// The conformance vectors (one file per model) run in test/vectors.test.ts.
 
 // ---------------------------------------------------------------------------------------------
 // faults, views, folios
