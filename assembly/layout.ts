@@ -42,7 +42,7 @@ export const H_BOUND: u32 = HDR + 28 // 1 bound, 0 unbound, 2 device closed: eve
 
 // --- header: model constants ---------------------------------------------------
 export const M_IDLE: u32 = HDR + 64 // idle refcount (the floor)
-export const M_PGMAP: u32 = HDR + 68 // pgmap policy (PG_*)
+export const M_PGMAP: u32 = HDR + 68 // pgmap rule bits (PGB_*)
 export const M_WAKE: u32 = HDR + 72 // wake rule bits (WAKE_*)
 export const M_BUSY: u32 = HDR + 76 // busy rule (BUSY_*)
 export const M_UNBIND: u32 = HDR + 80 // unbind wait (UNBIND_*)
@@ -53,9 +53,11 @@ export const M_PGMAP_BASE: u32 = HDR + 96 // pgmap refs at rest while bound
 export const M_EDGE_OLD: u32 = HDR + 100 // hot path leaves for edge() when old refcount <= this (per-page pgmap: 0)
 export const M_EDGE_NEW: u32 = HDR + 104 // ... or when the new refcount <= this (idle - 1; per-page pgmap: 0)
 
-export const PG_TRANSIENT: i32 = 0
-export const PG_PER_PAGE: i32 = 1
-export const PG_BULK: i32 = 2
+// pgmap rule bits: a model holds dev_pagemap refs in any combination of these ways
+export const PGB_BULK: i32 = 1 // one per page, taken at enable (pagemap_range) and dropped at unbind
+export const PGB_WALK: i32 = 2 // a transient tryget held for the length of a gup walk (legacy)
+export const PGB_PER_PAGE: i32 = 4 // one per page with refcount > 0 (0->1 takes it, ->0 drops it: the reworked dax-gup)
+export const PGB_PER_ENTRY: i32 = 8 // one per page-cache entry, taken at insert, dropped at delete (dax-gup-v1)
 
 export const WAKE_TO_IDLE: i32 = 1
 export const WAKE_ON_UNPIN: i32 = 2
@@ -63,7 +65,7 @@ export const WAKE_ON_UNPIN: i32 = 2
 export const BUSY_ABOVE_IDLE: i32 = 0
 export const BUSY_DMA_PINNED: i32 = 1
 
-export const UNBIND_PGMAP_ZERO: i32 = 0
+export const UNBIND_PGMAP_BASE: i32 = 0 // pgmap refs back to the bulk base; referenced pages are use-after-unbind hazards
 export const UNBIND_ALL_IDLE: i32 = 1
 
 // --- header: event table, 16 rows of 8 i32 -------------------------------------
@@ -78,12 +80,14 @@ export const E_INVERSE: u32 = 24 // event that undoes this one
 export const E_STAT: u32 = 28 // stats counter index
 
 export const EF_WALK: i32 = 1 // a gup walk (legacy: transient pgmap ref)
-export const EF_UNPIN: i32 = 2 // an unpin (dax-gup wake rule)
+export const EF_UNPIN: i32 = 2 // an unpin
 export const EF_ENTRY_SET: i32 = 4
 export const EF_ENTRY_CLEAR: i32 = 8
 export const EF_SLOW: i32 = 16 // not a pure refcount delta here: always the generic path
-export const EF_WAKE_ANY: i32 = 32 // every occurrence may wake (dax-gup unpin)
-export const EF_WAKE_IDLE: i32 = 64 // reaching the idle refcount may wake (legacy 2->1, upstream 1->0)
+export const EF_WAKE_UNPINNED: i32 = 32 // may wake when it leaves the page not maybe-DMA-pinned (dax-gup-v1 unpin)
+export const EF_WAKE_IDLE: i32 = 64 // reaching the idle refcount may wake (legacy 2->1 and 1025->1, dax-gup and upstream 1->0)
+export const EF_PGMAP_GET: i32 = 128 // takes one pgmap ref per page (dax-gup-v1 entry insert)
+export const EF_PGMAP_PUT: i32 = 256 // drops one pgmap ref per page (dax-gup-v1 entry delete)
 
 export const EV_GET: i32 = 0
 export const EV_PUT: i32 = 1
@@ -111,7 +115,7 @@ export const STAT_SLOT_BYTES: u32 = 256 // 32 i64 counters
 export const S_FREES: u32 = 8
 export const S_HAZARDS: u32 = 9
 export const S_NOTIFIES: u32 = 10
-export const S_TRANSIENT: u32 = 31 // this thread's transient pgmap refs (legacy walks in flight), percpu_ref-like
+export const S_TRANSIENT: u32 = 31 // this thread's pgmap refs (legacy walks in flight, dax-gup per-page, v1 per-entry), percpu_ref-like
 
 // --- header: violation ring -------------------------------------------------------
 export const RING: u32 = HDR + 20480

@@ -1,4 +1,4 @@
-// pmemu side table: struct page records and the three refcount models, in
+// pmemu side table: struct page records and the four refcount models, in
 // shared wasm memory. Every model is data (the header's model constants and
 // event table, written by src/page/models.ts); there is ONE code path here.
 // No allocations: --runtime stub, no strings, no static data.
@@ -8,12 +8,12 @@ import {
   F_HEAD, F_TAIL, F_ENTRY, F_LOCKED, F_DIRTY,
   H_PAGECOUNT, H_MODEL, H_STRICT, H_TRACKGETS, H_BOUND, ST_UNBOUND,
   M_IDLE, M_PGMAP, M_WAKE, M_BUSY, M_FOLIOS, M_ENTRY_REF, M_MAP_REF,
-  PG_TRANSIENT, PG_PER_PAGE, WAKE_TO_IDLE, WAKE_ON_UNPIN, BUSY_ABOVE_IDLE, BUSY_DMA_PINNED,
+  PGB_WALK, PGB_PER_PAGE, BUSY_ABOVE_IDLE, BUSY_DMA_PINNED,
   T_EVENTS, E_REF, E_REF_FOLIO, E_PIN_FOLIO, E_MAP, E_GETS, E_FLAGS, E_INVERSE, E_STAT,
-  EF_WALK, EF_UNPIN, EF_ENTRY_SET, EF_ENTRY_CLEAR,
+  EF_WALK, EF_ENTRY_SET, EF_ENTRY_CLEAR, EF_PGMAP_GET, EF_PGMAP_PUT,
   EV_GET, EV_PUT, EV_PIN, EV_UNPIN, EV_ENTRY_INSERT, EV_MAP_INSERT, EV_ZAP, EV_ENTRY_DELETE,
   EV_FREE, EV_ASSOCIATE,
-  H_PGMAP_REFS, H_WAITERS, H_RING_HEAD, H_PGMAP_SEQ, M_EDGE_OLD, M_EDGE_NEW, EF_SLOW, EF_WAKE_ANY, EF_WAKE_IDLE,
+  H_PGMAP_REFS, H_WAITERS, H_RING_HEAD, H_PGMAP_SEQ, M_EDGE_OLD, M_EDGE_NEW, EF_SLOW, EF_WAKE_UNPINNED, EF_WAKE_IDLE,
   STATS, STAT_SLOT_BYTES, S_FREES, S_HAZARDS, S_NOTIFIES, S_TRANSIENT,
   RING, RING_ENTRIES,
   V_REF_UNDERFLOW, V_NEVER_GOT, V_MAP_UNDERFLOW, V_PIN_UNDERFLOW, V_DOUBLE_ENTRY,
@@ -52,8 +52,9 @@ let gPerPage: bool = false
 //       instance's stats slot is the shared one), else 0
 //   t   the add needs edge() (a violation or a pgmap transition) iff
 //       old <= t: max(edgeOld, edgeNew - d), i.e. old <= edgeOld || old + d <= edgeNew
-//   w,k the wake rule may fire iff (u32)(old - w) <= k: any old (EF_WAKE_ANY:
-//       w 0, k 0xffffffff), old + d == idle (EF_WAKE_IDLE: w idle - d, k 0),
+//   w,k the wake rule may fire iff (u32)(old - w) <= k, i.e. the new count
+//       idle + [0, k]: old + d == idle (EF_WAKE_IDLE: w idle - d, k 0), old + d
+//       below the pin bias (EF_WAKE_UNPINNED: w idle - d, k PIN_BIAS - 1 - idle),
 //       else never (w = t, which already goes to edge(); k 0)
 //   a   address of the event's counter in this instance's stats slot
 let dGet: i32 = 0
@@ -93,11 +94,16 @@ let aUnpin: u32 = STATS
 }
 @inline function rowWake(ev: i32): i32 {
   const rf = rowFlags(ev)
-  if (rf & EF_WAKE_ANY) return 0
-  if (rf & EF_WAKE_IDLE) return gIdle - rowDelta(ev)
+  if (rf & (EF_WAKE_IDLE | EF_WAKE_UNPINNED)) return gIdle - rowDelta(ev)
   return rowEdge(ev)
 }
-@inline function rowWakeSpan(ev: i32): u32 { return (rowFlags(ev) & EF_WAKE_ANY) ? <u32>0xffffffff : 0 }
+@inline function rowWakeSpan(ev: i32): u32 { return (rowFlags(ev) & EF_WAKE_UNPINNED) ? <u32>(PIN_BIAS - 1 - gIdle) : 0 }
+/** Does the wake rule of an event with flags `rf` fire for new refcount `nw` (a small page, or a folio head when `head`, `pins` its pincount after)? */
+@inline function wakes(rf: i32, nw: i32, head: bool, pins: i32): bool {
+  if ((rf & EF_WAKE_IDLE) && nw == gIdle) return true
+  // folio_maybe_dma_pinned(): pincount on a head, the bias on a small page
+  return (rf & EF_WAKE_UNPINNED) != 0 && (head ? pins == 0 : nw < PIN_BIAS)
+}
 @inline function statAddr(ev: i32): u32 { return statBase + (<u32>ev << 3) }
 
 /** Read the model (header constants and event rows) into this instance's globals. The header must be written. */
@@ -105,7 +111,7 @@ export function loadModel(): void {
   gIdle = load<i32>(M_IDLE)
   gEdgeOld = load<i32>(M_EDGE_OLD)
   gEdgeNew = load<i32>(M_EDGE_NEW)
-  gPerPage = load<i32>(M_PGMAP) == PG_PER_PAGE
+  gPerPage = (load<i32>(M_PGMAP) & PGB_PER_PAGE) != 0
   dGet = rowDelta(EV_GET); sGet = rowSlow(EV_GET); tGet = rowEdge(EV_GET); wGet = rowWake(EV_GET); kGet = rowWakeSpan(EV_GET); aGet = statAddr(EV_GET)
   dPut = rowDelta(EV_PUT); sPut = rowSlow(EV_PUT); tPut = rowEdge(EV_PUT); wPut = rowWake(EV_PUT); kPut = rowWakeSpan(EV_PUT); aPut = statAddr(EV_PUT)
   dPin = rowDelta(EV_PIN); sPin = rowSlow(EV_PIN); tPin = rowEdge(EV_PIN); wPin = rowWake(EV_PIN); kPin = rowWakeSpan(EV_PIN); aPin = statAddr(EV_PIN)
@@ -163,19 +169,18 @@ function record(kind: i32, pfn: u32, op: i32, expected: i32, found: i32): void {
 
 // --- the one code path -------------------------------------------------------------
 
-/** Refcount transitions after a ref delta: dax-gup pgmap ownership and the model's wake rule. */
-@inline function refTransitions(r: u32, rf: i32, d: i32, old: i32, nw: i32, idle: i32): void {
-  // dax-gup: a page holds the pgmap while its refcount is positive
-  // (0->1 takes it, the put that frees the page drops it).
-  if (load<i32>(M_PGMAP) == PG_PER_PAGE) {
+/** Refcount transitions after a ref delta: per-page pgmap ownership and the model's wake rule. */
+@inline function refTransitions(r: u32, rf: i32, old: i32, nw: i32, head: bool, pins: i32): void {
+  // the reworked dax-gup: a page holds the pgmap while its refcount is
+  // positive (0->1 takes it, the put that frees the page drops it).
+  if (gPerPage) {
     if (old <= 0 && nw > 0) pgmapAdd(1)
     else if (old > 0 && nw <= 0) {
       pgmapAdd(-1)
       pgmapSettled()
     }
   }
-  const w = load<i32>(M_WAKE)
-  if (((w & WAKE_TO_IDLE) && d < 0 && nw == idle) || ((w & WAKE_ON_UNPIN) && (rf & EF_UNPIN))) wake(r + R_REF)
+  if (wakes(rf, nw, head, pins)) wake(r + R_REF)
 }
 
 /**
@@ -214,7 +219,7 @@ function edge(pfn: u32, r: u32, ev: i32, rf: i32, d: i32, old: i32, nw: i32, n: 
       return st
     }
   }
-  refTransitions(r, rf, d, old, nw, idle)
+  refTransitions(r, rf, old, nw, false, 0)
   stat(<u32>ev, <i64>n)
   return st
 }
@@ -272,9 +277,10 @@ function applyAt(pfn: u32, ev: i32, n: i32): i32 {
     if (newRef < idle && st == 0) { st = V_REF_UNDERFLOW; expected = idle; found = newRef }
   }
   if (dMap > 0) atomic.add<i32>(r + R_MAP, dMap)
+  let pins: i32 = 0
   if (dPin != 0) {
-    const p = atomic.add<i32>(r + R_PIN, dPin) + dPin
-    if (p < 0 && st == 0) { st = V_PIN_UNDERFLOW; expected = 0; found = p }
+    pins = atomic.add<i32>(r + R_PIN, dPin) + dPin
+    if (pins < 0 && st == 0) { st = V_PIN_UNDERFLOW; expected = 0; found = pins }
   }
   const trackGets = dGets != 0 && load<i32>(H_TRACKGETS) != 0
   if (trackGets) {
@@ -296,7 +302,13 @@ function applyAt(pfn: u32, ev: i32, n: i32): i32 {
       return st
     }
   }
-  if (dRef != 0) refTransitions(r, rf, dRef, oldRef, newRef, idle)
+  if (dRef != 0) refTransitions(r, rf, oldRef, newRef, (fl & F_HEAD) != 0, pins)
+  // dax-gup-v1: the entry itself holds a pgmap ref (one per page it covers)
+  if (rf & EF_PGMAP_GET) pgmapAdd(<i64>n)
+  else if (rf & EF_PGMAP_PUT) {
+    pgmapAdd(-<i64>n)
+    pgmapSettled()
+  }
   stat(<u32>ev, <i64>n)
   return st
 }
@@ -336,8 +348,7 @@ let pendingOld: i32 = 0
       pgmapAdd(-1)
       if (atomic.load<i32>(H_WAITERS) > 0) { pendingOld = old; return NEED_DROPPED }
     }
-    if (((<i32>(rowFlags(ev) & EF_WAKE_ANY)) | (<i32>((rowFlags(ev) & EF_WAKE_IDLE) != 0 && nw == gIdle))) != 0 &&
-      atomic.load<i32>(H_WAITERS) > 0) return NEED_WAKE
+    if (wakes(rowFlags(ev), nw, false, 0) && atomic.load<i32>(H_WAITERS) > 0) return NEED_WAKE
   } else if (<u32>(old - w) <= k && atomic.load<i32>(H_WAITERS) > 0) return NEED_WAKE
   store<i64>(a, load<i64>(a) + 1) // this thread's own slot (a shared slot takes the generic path)
   return 0
@@ -359,8 +370,7 @@ export function finish(ev: i32, pfn: u32, code: i32): i32 {
   if (code == NEED_WAKE) {
     wake(r + R_REF)
   } else {
-    const nw = pendingOld + d
-    if ((rf & EF_WAKE_ANY) || ((rf & EF_WAKE_IDLE) && nw == gIdle)) wake(r + R_REF)
+    if (wakes(rf, pendingOld + d, false, 0)) wake(r + R_REF)
   }
   return 0
 }
@@ -398,7 +408,7 @@ export function range(ev: i32, pfn: u32, count: u32): i32 {
   if (atomic.load<i32>(H_BOUND) != 1) { lastStop = pfn; return ST_UNBOUND }
   const row = T_EVENTS + (<u32>ev << 5)
   const rf = load<i32>(row, E_FLAGS)
-  const walk = (rf & EF_WALK) != 0 && load<i32>(M_PGMAP) == PG_TRANSIENT
+  const walk = (rf & EF_WALK) != 0 && (load<i32>(M_PGMAP) & PGB_WALK) != 0
   if (walk) stat(S_TRANSIENT, 1)
   const d = load<i32>(row, E_REF)
   const idle = gIdle
@@ -490,7 +500,7 @@ let runDrops: bool = false
       const old = atomic.add<i32>(r + R_REF, d)
       const nw = old + d
       if (((<i32>(nw <= edgeNew)) | (<i32>(old <= edgeOld))) != 0) { runAdded = true; runOld = old; return p }
-      if (((rf & EF_WAKE_ANY) || ((rf & EF_WAKE_IDLE) && nw == idle)) && atomic.load<i32>(H_WAITERS) > 0) { runWoke = true; return p }
+      if (wakes(rf, nw, false, 0) && atomic.load<i32>(H_WAITERS) > 0) { runWoke = true; return p }
       p++
     }
     return p
@@ -508,7 +518,7 @@ let runDrops: bool = false
       if (nw > 0) up += <i32>(old <= 0)
       else down += <i32>(old > 0)
     }
-    if (((rf & EF_WAKE_ANY) || ((rf & EF_WAKE_IDLE) && nw == idle)) && atomic.load<i32>(H_WAITERS) > 0) { runWoke = true; break }
+    if (wakes(rf, nw, false, 0) && atomic.load<i32>(H_WAITERS) > 0) { runWoke = true; break }
     p++
   }
   runPg += <i64>up - <i64>down
@@ -608,6 +618,16 @@ export function scan(from: u32, to: u32): i32 {
     if (ref < floor || map < 0 || load<i32>(r, R_PIN) < 0 || load<i32>(r, R_GETS) < 0) return <i32>p
   }
   return -1
+}
+
+/** Number of pages (folio heads and small pages) with a page-cache entry in [from, to). */
+export function countEntries(from: u32, to: u32): u32 {
+  let n: u32 = 0
+  let r = rec(from)
+  for (let p = from; p < to; p++, r += 32) {
+    if (load<u32>(r, R_FLAGS) & F_ENTRY) n++
+  }
+  return n
 }
 
 /** Number of pages (folio heads and small pages) with refcount > 0 in [from, to). */

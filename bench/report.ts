@@ -8,6 +8,7 @@ import type * as vl from 'vega-lite'
 import type { BenchReport, BenchResult } from './types.js'
 import { fmtNum, fmtRatio, fmtVal, label } from './format.js'
 import { PUBLISHED } from './published.js'
+import { MODEL_NAMES } from '../src/page/models.js'
 
 type Row = Record<string, string | number>
 
@@ -47,7 +48,7 @@ function barChart(rows: Row[], unit: string, title: string): vl.TopLevelSpec {
   return {
     title,
     data: { values: rows },
-    facet: { column: { field: 'model', type: 'nominal', title: 'model', sort: ['legacy', 'dax-gup', 'upstream', 'any'] } },
+    facet: { column: { field: 'model', type: 'nominal', title: 'model', sort: [...MODEL_NAMES, 'any'] } },
     spec: {
       width: { step: 14 },
       height: 220,
@@ -100,7 +101,7 @@ function contentionChart(results: BenchResult[]): vl.TopLevelSpec | undefined {
   return {
     title: 'Contention: get+put per worker (ns/op) vs worker threads',
     data: { values: rows },
-    facet: { column: { field: 'model', type: 'nominal', sort: ['legacy', 'dax-gup', 'upstream'] } },
+    facet: { column: { field: 'model', type: 'nominal', sort: [...MODEL_NAMES] } },
     spec: {
       width: 200,
       height: 180,
@@ -136,7 +137,7 @@ function scalarChart(results: BenchResult[], test: (r: BenchResult) => boolean, 
   } as vl.TopLevelSpec
 }
 
-const MODEL_SORT = ['legacy', 'dax-gup', 'upstream', 'any']
+const MODEL_SORT = [...MODEL_NAMES, 'any']
 const MODEL_COLORS = { domain: MODEL_SORT, range: ['#ff7f0e', '#9467bd', '#1f77b4', '#7f7f7f'] }
 
 /**

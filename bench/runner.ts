@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { openDevice, type Device } from '../src/region/index.js'
+import { MODEL_NAMES } from '../src/page/index.js'
 import type { ModelName } from '../src/region/types.js'
 import { pmemError, wrapSystemError } from '../src/errors.js'
 import { packageRoot } from '../src/util/root.js'
@@ -17,7 +18,8 @@ import { FULL_BUDGET, QUICK_BUDGET, collectGarbage } from './measure.js'
 import { BENCHMARKS } from './registry.js'
 import type { Benchmark, BenchContext, BenchReport, BenchResult, Budget, ProgressEvent, SkippedPath } from './types.js'
 
-export const ALL_MODELS: readonly ModelName[] = ['legacy', 'dax-gup', 'upstream']
+/** Every model, in the seed thread's order (src/page/models.ts). */
+export const ALL_MODELS: readonly ModelName[] = MODEL_NAMES
 export const DEFAULT_SIZE = '256MiB'
 
 export interface RunOptions {

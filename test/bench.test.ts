@@ -9,6 +9,7 @@ import {
   timePaired, interleave, spreadOf, floorOf, pgmapEdgeOps, chartSpecs, fitTitle,
 } from '../bench/index.js'
 import { runBenchCommand } from '../src/cli/bench.js'
+import { MODEL_NAMES } from '../src/page/index.js'
 
 const UNITS = new Set(['ns/op', 'ns/page', 'GB/s', 'ms', 'B/page', 'MiB', 'µs'])
 const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pmemu-bench-test-'))
@@ -41,7 +42,7 @@ t.test('the report is well formed', async t => {
   for (const r of report.results) {
     t.ok(UNITS.has(r.unit), `${r.path}: unit ${r.unit}`)
     t.ok(Number.isFinite(r.js) && r.js >= 0, `${r.path}: js is a number`)
-    t.ok(r.model === null || ['legacy', 'dax-gup', 'upstream'].includes(r.model), `${r.path}: model`)
+    t.ok(r.model === null || (MODEL_NAMES as readonly string[]).includes(r.model), `${r.path}: model`)
     if (r.c !== undefined) {
       t.ok(r.ratio !== undefined, `${r.path}: a C figure comes with a ratio`)
       if (r.spread) {

@@ -29,7 +29,8 @@ t.test('openDevice: identity, defaults and the memory backend', async t => {
 })
 
 t.test('every model idles as SPEC §3 says after open', async t => {
-  for (const [model, ref, pgmap] of [['legacy', 1, 0], ['dax-gup', 0, 0], ['upstream', 0, -1]] as const) {
+  // pgmap -1: the bulk refs of enable, one per page
+  for (const [model, ref, pgmap] of [['legacy', 1, -1], ['dax-gup-v1', 1, -1], ['dax-gup', 0, 0], ['upstream', 0, -1]] as const) {
     const dev = await openDevice(undefined, { size: '8MiB', model })
     t.equal(dev.page(3).refcount, ref, `${model} idle refcount`)
     t.equal(dev.pgmapRefs(), pgmap === -1 ? dev.pageCount : pgmap, `${model} pgmap`)

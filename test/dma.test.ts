@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openDevice, type Device } from '../src/region/index.js'
-import { PIN_BIAS, FOLIO_PAGES, MODEL_NAMES, type ModelName } from '../src/page/index.js'
+import { MODELS, PIN_BIAS, FOLIO_PAGES, MODEL_NAMES, type ModelName } from '../src/page/index.js'
 import { PmemuError, pmemError } from '../src/errors.js'
 import { PTE_NONE, type DaxMappingLike, type MappingShare } from '../src/dax/types.js'
 import { DmaEngine, type DmaTransfer } from '../src/dma/index.js'
@@ -128,7 +128,8 @@ const mem = (model: ModelName = 'upstream', extra: Record<string, unknown> = {})
 
 /** refcount of a page at rest with one mapping faulted in, per model. */
 function mappedRef(model: ModelName): number {
-  return model === 'legacy' ? 1 : 1 // legacy idle 1; dax-gup entry ref 1; upstream map ref 1
+  const m = MODELS[model]
+  return m.idleRefcount + m.entryRefs + m.mapRefs // legacy, dax-gup-v1 idle 1; dax-gup entry ref 1; upstream map ref 1
 }
 
 function pattern(n: number, seed: number): Uint8Array {
@@ -201,7 +202,7 @@ for (const model of MODEL_NAMES) {
     await Promise.all(ts.map(x => x.done))
     for (let i = 0; i < 16; i++) t.same(dev.view((base + 8 + i) * 4096, 4096), pattern(4096, 100 + i), `page ${i}`)
     // every page back to its mapped resting count, no pin left
-    for (let p = 0; p < 24; p++) t.equal(dev.page(base + p).refcount, p >= 1 && p <= 6 || p >= 8 ? mappedRef(model) : (model === 'legacy' ? 1 : 0))
+    for (let p = 0; p < 24; p++) t.equal(dev.page(base + p).refcount, p >= 1 && p <= 6 || p >= 8 ? mappedRef(model) : MODELS[model].idleRefcount)
     t.equal(pinsOf(dev), 0)
     t.equal(dev.stats().dmaTransfers, 19)
     t.equal(dev.stats().dmaBytes, 3 * src.length + 16 * 4096)
@@ -291,8 +292,8 @@ for (const model of MODEL_NAMES) {
     let done2 = false
     const tr2 = map2.truncate(2 * 4096).then(() => { done2 = true })
     await new Promise(r => setTimeout(r, 5))
-    if (model === 'dax-gup') {
-      t.equal(done2, true, 'dax-gup: truncate does not wait for a plain get')
+    if (MODELS[model].busy === 'maybe-dma-pinned') {
+      t.equal(done2, true, `${model}: truncate does not wait for a plain get`)
       t.equal(map2.hazards, 1, 'the page was freed while the get still holds it')
       t.ok(dev.check().some(v => v.kind === 'use-after-free hazard'), 'checker reports the use-after-free hazard')
       g.release()
@@ -630,7 +631,7 @@ for (const model of MODEL_NAMES) {
     const dma = new DmaEngine(dev, { workers: 2 })
     t.teardown(async () => { await dma.close(); await fs.unmount().catch(() => {}); await dev.close() })
     const rest = mappedRef(model)
-    const idle = model === 'legacy' ? 1 : 0
+    const idle = MODELS[model].idleRefcount
 
     t.test('bytes both directions through file.mmap', async t => {
       const f = await fs.open('/bytes', 'w+')
@@ -680,7 +681,7 @@ for (const model of MODEL_NAMES) {
       checkClean(t, dev, 'race')
     })
 
-    t.test(`'get' under truncate: ${model === 'dax-gup' ? 'not waited for (the hazard)' : 'waited for'}`, async t => {
+    t.test(`'get' under truncate: ${MODELS[model].busy === 'maybe-dma-pinned' ? 'not waited for (the hazard)' : 'waited for'}`, async t => {
       const f = await fs.open('/get', 'w+')
       await f.write(pattern(4 * 4096, 14), 0)
       const map = mmap(f, 0, 4 * 4096, { write: true })
@@ -689,8 +690,8 @@ for (const model of MODEL_NAMES) {
       let truncated = false
       const tr = f.truncate(0).then(() => { truncated = true })
       await new Promise(r => setTimeout(r, 10))
-      if (model === 'dax-gup') {
-        t.equal(truncated, true, 'dax-gup: truncate did not wait for the plain get')
+      if (MODELS[model].busy === 'maybe-dma-pinned') {
+        t.equal(truncated, true, `${model}: truncate did not wait for the plain get`)
         t.ok(dev.check().some(v => /hazard/.test(v.kind)), 'the use-after-free hazard is reported')
         g.release()
         await g.done

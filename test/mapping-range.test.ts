@@ -13,6 +13,7 @@ import { openDevice, nativeShim, type Device } from '../src/region/index.js'
 import { mkfs, mount, type DaxMapping } from '../src/dax/index.js'
 import type { PmemFile, PmemFs } from '../src/fs/index.js'
 import { DmaEngine } from '../src/dma/index.js'
+import { MODEL_NAMES } from '../src/page/index.js'
 import { MappingRange } from '../src/dax/range.js'
 import { packageRoot } from '../src/util/root.js'
 
@@ -293,7 +294,7 @@ t.test('without an address range the mapping says why (map.capabilities)', async
 })
 
 t.test('partial munmap: the part goes (guard pages, EFAULT), the rest stays mapped', async t => {
-  for (const model of ['legacy', 'dax-gup', 'upstream'] as const) {
+  for (const model of MODEL_NAMES) {
     const dev = await openDevice(undefined, { size: '64MiB', model })
     const fs = await mkfs(dev)
     const f = await fs.open('/u', 'w+')

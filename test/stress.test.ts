@@ -27,7 +27,7 @@ import { writeFileSync } from 'node:fs'
 import { openDevice, type Device } from '../src/region/index.js'
 import { mkfs, type DaxMapping } from '../src/dax/index.js'
 import type { PmemFile, PmemFs } from '../src/fs/index.js'
-import { MODEL_NAMES, type ModelName } from '../src/page/index.js'
+import { MODELS, MODEL_NAMES, type ModelName } from '../src/page/index.js'
 import { DmaEngine, type DmaTransfer } from '../src/dma/index.js'
 
 const PS = 4096
@@ -383,7 +383,7 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
     for (const ms of maps) for (const m of ms) m.unmap()
     const violations = dev.check()
     const hazards = violations.filter(v => v.kind === 'use-after-free hazard')
-    const others = violations.filter(v => !(model === 'dax-gup' && v.kind === 'use-after-free hazard'))
+    const others = violations.filter(v => !(MODELS[model].busy === 'maybe-dma-pinned' && v.kind === 'use-after-free hazard'))
     for (const v of others.slice(0, 5)) problems.push(`violation: ${v.message}`)
     const waits = dev.stats().layoutWaits ?? 0
     return { problems, ops: ops.length, transfers, held: heldCount, waits, hazards: hazards.length }

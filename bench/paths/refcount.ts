@@ -41,7 +41,9 @@ import type { ModelName } from '../types.js'
 export function pgmapEdgeOps(model: ModelName | null): number {
   if (model === null) return 0
   const m = MODELS[model] as { pgmap?: unknown; idleRefcount: number }
-  return m.pgmap === 'per-page' && m.idleRefcount === 0 ? 1 : 0
+  // pgmap: a list of ways (this pmemu) or one policy name (a layer loaded for --compare from an older checkout)
+  const perPage = Array.isArray(m.pgmap) ? m.pgmap.includes('per-page') : m.pgmap === 'per-page'
+  return perPage && m.idleRefcount === 0 ? 1 : 0
 }
 
 /** An 8-byte word on a cache line of its own, for the C baseline's pgmap counter. */

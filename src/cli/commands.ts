@@ -2,7 +2,7 @@ import { existsSync, rmSync, statSync } from 'node:fs'
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { mkfs, mount, fsck, fsInfo } from '../fs/index.js'
 import { openDevice, type Device } from '../region/index.js'
-import { MAX_PAGES } from '../page/index.js'
+import { MAX_PAGES, MODEL_NAMES, type ModelName } from '../page/index.js'
 import { isPmemuError, pmemError } from '../errors.js'
 import { parseSize, formatBytes } from '../util/size.js'
 import { deviceSummary, printSummary, printFsSummary, bytesWithUnit, plural } from './format.js'
@@ -160,11 +160,11 @@ export function registerCommands(program: Command): void {
     .option('--size <size>', 'device size, e.g. 1GiB (required when the file does not exist)', deviceSizeArg('--size', 'mkfs'))
     .option('--page-size <bytes>', 'page size in bytes (power of two ≥ 4096)', pageSizeArg, MIN_PAGE_SIZE)
     .addOption(new Option('--map <where>', 'side-table placement').choices(['mem', 'dev']).default('mem'))
-    .addOption(new Option('--model <model>', 'default refcount model recorded on the device').choices(['legacy', 'dax-gup', 'upstream']))
+    .addOption(new Option('--model <model>', 'default refcount model recorded on the device').choices(MODEL_NAMES))
     .option('--label <label>', 'volume label (≤ 63 UTF-8 bytes)', labelArg)
     .option('--json', 'print the result as JSON')
     .option('-f, --force', 'overwrite a device that holds a file system (or a file that holds other data)')
-    .action(async function (this: Command, file: string, o: { size?: number; pageSize: number; map: 'mem' | 'dev'; model?: 'legacy' | 'dax-gup' | 'upstream'; label?: string; json?: boolean; force?: boolean }) {
+    .action(async function (this: Command, file: string, o: { size?: number; pageSize: number; map: 'mem' | 'dev'; model?: ModelName; label?: string; json?: boolean; force?: boolean }) {
       const pageSize = o.pageSize
       if (o.size !== undefined && o.size % pageSize !== 0) {
         this.error(`error: option '--size <size>' argument is invalid. --size must be a multiple of the ${pageSize}-byte page size, got ${bytesWithUnit(o.size)}`, { exitCode: 2, code: 'pmemu.invalidSize' })
@@ -329,7 +329,7 @@ export function registerCommands(program: Command): void {
     .description('benchmark the refcount paths against the native C baseline')
     .option('--file <file>', 'region file (default: a temp file in /dev/shm, else the OS temp dir; removed afterwards)')
     .addOption(new Option('--size <size>', 'region size, e.g. 256MiB').argParser(deviceSizeArg('--size', 'bench')).default('256MiB'))
-    .addOption(new Option('--model <model>', 'refcount model').choices(['legacy', 'dax-gup', 'upstream', 'all']).default('all'))
+    .addOption(new Option('--model <model>', 'refcount model').choices([...MODEL_NAMES, 'all']).default('all'))
     .option('--workers <n>', 'DMA workers (1 to 64)', intArg('--workers', 1, 64), 2)
     .option('--quick', 'short run (under 30 s)')
     .option('--json <out>', 'write results as JSON (its directory must exist)')

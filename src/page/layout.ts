@@ -8,7 +8,7 @@
  * 0       .. 65535       reserved for AssemblyScript static data (none today)
  * 65536   .. 131071      header (HDR)
  *   +0     magic 'PMPT', version, pageCount, pageSize, model id, strict, trackGets, bound
- *   +64    model constants: idle, pgmap policy, wake rule, busy rule, unbind wait,
+ *   +64    model constants: idle, pgmap rule bits, wake rule, busy rule, unbind wait,
  *          folios, entry refs, map refs, pgmap base, edge thresholds (old, new)
  *   +256   event table: 16 rows x 8 i32 (ref, folioRef, folioPin, map, gets, flags, inverse, stat)
  *   +1024  pgmap refcount        (i32, own cache line)
@@ -99,14 +99,15 @@ export const LAYOUT_VERSION = 1
 export const MAX_PAGES = Math.floor((65536 * 65536 - RECORDS) / RECORD_BYTES)
 
 // model constant encodings
-export const PG_TRANSIENT = 0
-export const PG_PER_PAGE = 1
-export const PG_BULK = 2
+export const PGB_BULK = 1
+export const PGB_WALK = 2
+export const PGB_PER_PAGE = 4
+export const PGB_PER_ENTRY = 8
 export const WAKE_TO_IDLE = 1
 export const WAKE_ON_UNPIN = 2
 export const BUSY_ABOVE_IDLE = 0
 export const BUSY_DMA_PINNED = 1
-export const UNBIND_PGMAP_ZERO = 0
+export const UNBIND_PGMAP_BASE = 0
 export const UNBIND_ALL_IDLE = 1
 
 // event table flags
@@ -115,8 +116,10 @@ export const EF_UNPIN = 2
 export const EF_ENTRY_SET = 4
 export const EF_ENTRY_CLEAR = 8
 export const EF_SLOW = 16
-export const EF_WAKE_ANY = 32
+export const EF_WAKE_UNPINNED = 32
 export const EF_WAKE_IDLE = 64
+export const EF_PGMAP_GET = 128
+export const EF_PGMAP_PUT = 256
 
 /** Event ids (rows of the event table) and, past 7, ring op codes. */
 export const EV = {
@@ -136,6 +139,7 @@ export const COUNTER_NAMES = [
 export const S_TRANSIENT = 31
 export type CounterName = (typeof COUNTER_NAMES)[number]
 export const S_FREES = 8
+export const S_HAZARDS = 9
 export const S_LAYOUT_WAITS = 13
 export const S_FOLIO_MAKES = 14
 export const S_FOLIO_SPLITS = 15
@@ -146,7 +150,7 @@ export const S_RESETS = 17
 export const V = {
   refUnderflow: 1, neverGot: 2, mapUnderflow: 3, pinUnderflow: 4, doubleEntry: 5, missingEntry: 6,
   hazard: 7, twoFiles: 8,
-  belowStructuralFloor: 20, tailCounts: 21, pgmap: 22, lost: 23,
+  belowStructuralFloor: 20, tailCounts: 21, pgmap: 22, lost: 23, unbindHazard: 24,
 } as const
 
 /** Status of a counting path on an unbound table or a closed device (H_BOUND != 1): nothing done; ENXIO. */

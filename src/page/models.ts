@@ -1,14 +1,17 @@
 /**
- * The three DAX page-refcount models of SPEC §3, as data. Nothing else in
- * pmemu asks "which model is this?": the page table encodes one of these
- * rows into small integers in the shared header, and the single wasm code
- * path (assembly/pages.ts) reads them.
+ * The four DAX page-refcount models of SPEC §3 (revised 2026-12), as data.
+ * Nothing else in pmemu asks "which model is this?": the page table encodes
+ * one of these rows into small integers in the shared header, and the single
+ * wasm code path (assembly/pages.ts) reads them; the DAX layer reads
+ * `breakEntries`. docs/models.md cites the kernel function or posted patch
+ * behind every field.
  */
-import type { ModelName } from '../region/types.js'
+import { MODEL_BY_ID, type ModelName } from '../util/model-ids.js'
 import {
-  EV, EVENT_ROW_WORDS, EF_WALK, EF_UNPIN, EF_ENTRY_SET, EF_ENTRY_CLEAR, EF_SLOW, EF_WAKE_ANY, EF_WAKE_IDLE, M_EDGE_OLD, M_EDGE_NEW,
-  PG_TRANSIENT, PG_PER_PAGE, PG_BULK, WAKE_TO_IDLE, WAKE_ON_UNPIN,
-  BUSY_ABOVE_IDLE, BUSY_DMA_PINNED, UNBIND_PGMAP_ZERO, UNBIND_ALL_IDLE,
+  EV, EVENT_ROW_WORDS, EF_WALK, EF_UNPIN, EF_ENTRY_SET, EF_ENTRY_CLEAR, EF_SLOW, EF_WAKE_UNPINNED, EF_WAKE_IDLE,
+  EF_PGMAP_GET, EF_PGMAP_PUT, M_EDGE_OLD, M_EDGE_NEW,
+  PGB_BULK, PGB_WALK, PGB_PER_PAGE, PGB_PER_ENTRY, WAKE_TO_IDLE, WAKE_ON_UNPIN,
+  BUSY_ABOVE_IDLE, BUSY_DMA_PINNED, UNBIND_PGMAP_BASE, UNBIND_ALL_IDLE,
   M_IDLE, M_PGMAP, M_WAKE, M_BUSY, M_UNBIND, M_FOLIOS, M_ENTRY_REF, M_MAP_REF, M_PGMAP_BASE,
   T_EVENTS,
 } from './layout.js'
@@ -37,26 +40,50 @@ export interface EventEffect {
   map: number
 }
 
-export type PgmapPolicy = 'transient' | 'per-page' | 'bulk'
+/**
+ * How a model holds dev_pagemap references (any combination):
+ * 'bulk' one per page taken when the device is enabled (pagemap_range's
+ * percpu_ref_get_many) and dropped at unbind; 'walk' a transient tryget held
+ * for the length of a gup walk (legacy get_dev_pagemap); 'per-page' one per
+ * page whose refcount is > 0 (the reworked series: 0->1 takes it, the free
+ * drops it); 'per-entry' one per page-cache entry (dax-gup-v1: taken at
+ * insert, dropped when truncate_inode_pages deletes the entry).
+ */
+export type PgmapRef = 'bulk' | 'walk' | 'per-page' | 'per-entry'
+/** Truncate/punch-hole waits while a page of the file is busy: refcount above idle, or maybe-DMA-pinned. */
 export type BusyRule = 'above-idle' | 'maybe-dma-pinned'
+/** Waiters are woken when a put/unpin reaches the idle refcount, or when an unpin leaves the page not maybe-DMA-pinned. */
 export type WakeRule = 'to-idle' | 'on-unpin'
-export type UnbindWait = 'pgmap-zero' | 'all-idle'
+/**
+ * Unbind waits for the pgmap refs to fall back to the bulk base (pages still
+ * referenced afterwards are reported as use-after-unbind hazards), or for
+ * every page to be idle.
+ */
+export type UnbindWait = 'pgmap-base' | 'all-idle'
+/**
+ * What a layout break (truncate / punch-hole) does with the page-cache
+ * entries of the broken scope: 'range-after-free' keeps them and truncate
+ * deletes the freed range's (legacy, dax-gup-v1: truncate_inode_pages);
+ * 'scope-before-wait' deletes them after the zap, before the wait (the
+ * reworked series' break drops the entry's page reference, then waits for
+ * refcount 0); 'scope-after-wait' deletes them after the wait and splits
+ * their folios (>= 6.15: dax_break_layout_inode, then dax_delete_mapping_range).
+ */
+export type BreakEntries = 'range-after-free' | 'scope-before-wait' | 'scope-after-wait'
 
 export interface RefcountModel {
   name: ModelName
-  /** Refcount of an idle page: the floor (legacy: 1, never 0 while bound). */
+  /** Refcount of an idle page: the floor (1 in the 1-based models, never below it while bound). */
   idleRefcount: number
-  /** dev_pagemap ownership: transient during walks, one per referenced page, or bulk at enable. */
-  pgmap: PgmapPolicy
-  /** Truncate/punch-hole waits while a page is busy: refcount above idle, or maybe-DMA-pinned. */
+  /** dev_pagemap references: the ways this model holds them. */
+  pgmap: readonly PgmapRef[]
   busy: BusyRule
-  /** Waiters are woken on a transition to idle (legacy 2->1, upstream 1->0) or on any unpin. */
   wake: WakeRule
-  /** Unbind waits for the pgmap count to reach 0 (walks / referenced pages), or for every page to be idle. */
   unbindWaits: UnbindWait
+  breakEntries: BreakEntries
   /** Compound folios (order 9, counted on the head) exist only in this model. */
   folios: boolean
-  /** References a page-cache entry holds on its page. */
+  /** Page references a page-cache entry holds on its page. */
   entryRefs: number
   /** References each mapping (PTE/PMD) holds; mapcount counts the mappings. */
   mapRefs: number
@@ -73,29 +100,39 @@ const GUP: Pick<Record<PageEvent, EventEffect>, 'get' | 'put' | 'pin' | 'unpin'>
 }
 const NOTHING = e(0)
 
+// In the seed thread's order: the 1-refcount hack, the series as posted, the
+// rework its review led to, and what Linux 6.15 merged.
 export const MODELS: Readonly<Record<ModelName, RefcountModel>> = {
   legacy: {
-    name: 'legacy', idleRefcount: 1, pgmap: 'transient', busy: 'above-idle', wake: 'to-idle',
-    unbindWaits: 'pgmap-zero', folios: false, entryRefs: 0, mapRefs: 0,
+    name: 'legacy', idleRefcount: 1, pgmap: ['bulk', 'walk'], busy: 'above-idle', wake: 'to-idle',
+    unbindWaits: 'pgmap-base', breakEntries: 'range-after-free', folios: false, entryRefs: 0, mapRefs: 0,
     events: { ...GUP, entryInsert: NOTHING, mapInsert: NOTHING, zap: NOTHING, entryDelete: NOTHING },
-    summary: 'Linux <= 6.14 fsdax: idle refcount 1, devmap entries hold no reference, truncate waits for refcount == 1 (woken on 2->1), pgmap only held during gup walks',
+    summary: 'Linux <= 6.14 fsdax: idle refcount 1, devmap entries hold no reference, truncate waits until no page of the file has refcount > 1 (woken on a put or unpin that leaves 1), pgmap refs bulk at enable plus a transient tryget per gup walk',
+  },
+  'dax-gup-v1': {
+    name: 'dax-gup-v1', idleRefcount: 1, pgmap: ['bulk', 'per-entry'], busy: 'maybe-dma-pinned', wake: 'on-unpin',
+    unbindWaits: 'pgmap-base', breakEntries: 'range-after-free', folios: false, entryRefs: 0, mapRefs: 0,
+    events: { ...GUP, entryInsert: NOTHING, mapInsert: NOTHING, zap: NOTHING, entryDelete: NOTHING },
+    summary: 'the DAX-gup series as posted (v1, 2022-09): idle refcount 1, an entry takes a pgmap ref and no page ref (dropped in truncate_inode_pages), truncate waits only for !page_maybe_dma_pinned() (woken on unpin), so a plain get outstanding at the free is a use-after-free hazard',
   },
   'dax-gup': {
-    name: 'dax-gup', idleRefcount: 0, pgmap: 'per-page', busy: 'maybe-dma-pinned', wake: 'on-unpin',
-    unbindWaits: 'pgmap-zero', folios: false, entryRefs: 1, mapRefs: 0,
+    // busy/wake: still the v1 rules until the DAX layer drops the entry refs before the break's wait (breakEntries)
+    name: 'dax-gup', idleRefcount: 0, pgmap: ['per-page'], busy: 'maybe-dma-pinned', wake: 'on-unpin',
+    unbindWaits: 'all-idle', breakEntries: 'scope-before-wait', folios: false, entryRefs: 1, mapRefs: 0,
     events: { ...GUP, entryInsert: e(1), mapInsert: NOTHING, zap: NOTHING, entryDelete: e(-1) },
-    summary: 'the 2022 DAX-gup series: the page-cache entry holds one ref (0->1 takes the pgmap ref, the free drops it), truncate waits only for !page_maybe_dma_pinned(), woken on unpin',
+    summary: 'the reworked DAX-gup series (v2/v3): 0-based, the page-cache entry holds one page ref (0->1 takes the pgmap ref, the free drops it), the layout break drops the entry refs and waits for refcount 0 (woken on 1->0)',
   },
   upstream: {
-    name: 'upstream', idleRefcount: 0, pgmap: 'bulk', busy: 'above-idle', wake: 'to-idle',
-    unbindWaits: 'all-idle', folios: true, entryRefs: 0, mapRefs: 1,
+    name: 'upstream', idleRefcount: 0, pgmap: ['bulk'], busy: 'above-idle', wake: 'to-idle',
+    unbindWaits: 'pgmap-base', breakEntries: 'scope-after-wait', folios: true, entryRefs: 0, mapRefs: 1,
     events: { ...GUP, entryInsert: NOTHING, mapInsert: e(1, 1), zap: e(-1, -1), entryDelete: NOTHING },
-    summary: 'Linux >= 6.15: each mapping holds 1 ref + 1 mapcount, 2 MiB extents are order-9 folios counted on the head, truncate waits for refcount 0 (woken on 1->0), pgmap refs taken in bulk at enable',
+    summary: 'Linux >= 6.15: each mapping holds 1 ref + 1 mapcount, 2 MiB extents are order-9 folios counted on the head, truncate waits for refcount 0 (woken on 1->0) and then deletes every DAX entry of the file, pgmap refs taken in bulk at enable',
   },
 }
 
 export const MODEL_NAMES = Object.keys(MODELS) as ModelName[]
-export const MODEL_IDS: Readonly<Record<ModelName, number>> = { legacy: 0, 'dax-gup': 1, upstream: 2 }
+/** The id recorded in the info block and the side table's header (src/util/model-ids.ts). */
+export const MODEL_IDS = Object.fromEntries(MODEL_BY_ID.map((n, i) => [n, i])) as Readonly<Record<ModelName, number>>
 
 export function isModelName(x: unknown): x is ModelName {
   return typeof x === 'string' && Object.prototype.hasOwnProperty.call(MODELS, x)
@@ -114,14 +151,19 @@ const TRAITS: Readonly<Record<PageEvent, EventTraits>> = {
   entryDelete: { gets: 0, flags: EF_ENTRY_CLEAR, inverse: 'entryInsert' },
 }
 
-const PGMAP_CODE: Record<PgmapPolicy, number> = { transient: PG_TRANSIENT, 'per-page': PG_PER_PAGE, bulk: PG_BULK }
+const PGMAP_BIT: Record<PgmapRef, number> = { bulk: PGB_BULK, walk: PGB_WALK, 'per-page': PGB_PER_PAGE, 'per-entry': PGB_PER_ENTRY }
 const WAKE_CODE: Record<WakeRule, number> = { 'to-idle': WAKE_TO_IDLE, 'on-unpin': WAKE_ON_UNPIN }
 const BUSY_CODE: Record<BusyRule, number> = { 'above-idle': BUSY_ABOVE_IDLE, 'maybe-dma-pinned': BUSY_DMA_PINNED }
-const UNBIND_CODE: Record<UnbindWait, number> = { 'pgmap-zero': UNBIND_PGMAP_ZERO, 'all-idle': UNBIND_ALL_IDLE }
+const UNBIND_CODE: Record<UnbindWait, number> = { 'pgmap-base': UNBIND_PGMAP_BASE, 'all-idle': UNBIND_ALL_IDLE }
 
-/** pgmap refs at rest while bound. */
+/** Does `model` hold pgmap refs in way `how`? */
+export function holdsPgmap(model: RefcountModel, how: PgmapRef): boolean {
+  return model.pgmap.includes(how)
+}
+
+/** pgmap refs at rest while bound: the bulk refs taken at enable. */
 export function pgmapBase(model: RefcountModel, pageCount: number): number {
-  return model.pgmap === 'bulk' ? pageCount : 0
+  return holdsPgmap(model, 'bulk') ? pageCount : 0
 }
 
 /**
@@ -130,7 +172,7 @@ export function pgmapBase(model: RefcountModel, pageCount: number): number {
  */
 export function encodeModel(i32: Int32Array, model: RefcountModel, pageCount: number, opts: { trackGets?: boolean } = {}): void {
   i32[M_IDLE >> 2] = model.idleRefcount
-  i32[M_PGMAP >> 2] = PGMAP_CODE[model.pgmap]
+  i32[M_PGMAP >> 2] = model.pgmap.reduce((bits, how) => bits | PGMAP_BIT[how], 0)
   i32[M_WAKE >> 2] = WAKE_CODE[model.wake]
   i32[M_BUSY >> 2] = BUSY_CODE[model.busy]
   i32[M_UNBIND >> 2] = UNBIND_CODE[model.unbindWaits]
@@ -140,19 +182,23 @@ export function encodeModel(i32: Int32Array, model: RefcountModel, pageCount: nu
   i32[M_PGMAP_BASE >> 2] = pgmapBase(model, pageCount)
   // The hot path must leave its fast lane whenever the old refcount is one a
   // pgmap transition can start from (per-page: 0).
-  i32[M_EDGE_OLD >> 2] = model.pgmap === 'per-page' ? 0 : -0x80000000
+  const perPage = holdsPgmap(model, 'per-page')
+  i32[M_EDGE_OLD >> 2] = perPage ? 0 : -0x80000000
   // ... and whenever the new one is below the floor or one a per-page pgmap
   // transition ends at (0).
-  i32[M_EDGE_NEW >> 2] = model.pgmap === 'per-page' ? 0 : model.idleRefcount - 1
+  i32[M_EDGE_NEW >> 2] = perPage ? 0 : model.idleRefcount - 1
   for (const ev of PAGE_EVENTS) {
     const fx = model.events[ev]
     const t = TRAITS[ev]
     let flags = t.flags
-    // Derived routing bits: not a pure refcount delta -> generic path;
-    // woken on every unpin -> every unpin checks for waiters.
+    // Derived routing bits: not a pure refcount delta -> generic path; the
+    // wake rule -> which events check for waiters; per-entry pgmap refs ->
+    // the entry events take and drop them.
     if (fx.map !== 0 || (t.flags & (EF_ENTRY_SET | EF_ENTRY_CLEAR)) || (t.gets !== 0 && opts.trackGets)) flags |= EF_SLOW
-    if (model.wake === 'on-unpin' && (t.flags & EF_UNPIN)) flags |= EF_WAKE_ANY
+    if (model.wake === 'on-unpin' && (t.flags & EF_UNPIN)) flags |= EF_WAKE_UNPINNED
     if (model.wake === 'to-idle' && (fx.ref < 0 || fx.folioRef < 0)) flags |= EF_WAKE_IDLE
+    if (holdsPgmap(model, 'per-entry') && (t.flags & EF_ENTRY_SET)) flags |= EF_PGMAP_GET
+    if (holdsPgmap(model, 'per-entry') && (t.flags & EF_ENTRY_CLEAR)) flags |= EF_PGMAP_PUT
     const row = (T_EVENTS >> 2) + EV[ev] * EVENT_ROW_WORDS
     i32.set([fx.ref, fx.folioRef, fx.folioPin, fx.map, t.gets, flags, EV[t.inverse], EV[ev]], row)
   }

@@ -6,18 +6,18 @@
  */
 import { PmemuAbortError, PmemuError, pmemError, safeString } from '../errors.js'
 import { rootLogger, subsystemLogger, type Logger } from '../util/log.js'
-import type { ModelName } from '../region/types.js'
+import { MODEL_BY_ID, type ModelName } from '../util/model-ids.js'
 import {
   RECORDS, RECORD_SHIFT, RECORD_WORDS, W_REF, W_MAP, W_PIN, W_FLAGS, W_INODE, W_INDEX, W_ORDER, W_GETS,
   F_HEAD, F_TAIL, F_POISONED, FLAG_NAMES, SETTABLE_FLAGS, type PageFlag,
   H_MAGIC, H_VERSION, H_PAGECOUNT, H_PAGESIZE, H_MODEL, H_STRICT, H_TRACKGETS, H_BOUND,
   M_PGMAP_BASE, H_PGMAP_REFS, H_PGMAP_SEQ, H_WAITERS, H_RING_HEAD, H_SLOTS, STATS, STAT_SLOTS, STAT_COUNTERS,
   RING, RING_ENTRIES, MAGIC, LAYOUT_VERSION, MAX_PAGES, EV, OP_NAMES, COUNTER_NAMES, type CounterName,
-  S_LAYOUT_WAITS, S_TRANSIENT, S_FOLIO_MAKES, S_FOLIO_SPLITS, S_UNBINDS, S_RESETS, V,
+  S_LAYOUT_WAITS, S_HAZARDS, S_TRANSIENT, S_FOLIO_MAKES, S_FOLIO_SPLITS, S_UNBINDS, S_RESETS, V,
   BUSY_ABOVE_IDLE, ST_UNBOUND, BOUND, CLOSED,
 } from './layout.js'
 import {
-  MODELS, MODEL_IDS, MODEL_NAMES, FOLIO_ORDER, FOLIO_PAGES, encodeModel, isModelName, pgmapBase,
+  MODELS, MODEL_IDS, MODEL_NAMES, FOLIO_ORDER, FOLIO_PAGES, encodeModel, isModelName, pgmapBase, holdsPgmap,
   type RefcountModel, type PageEvent,
 } from './models.js'
 import { WA, instantiate, loadModule, waitAsync, type PagesExports, type WasmMemory, type WasmModule } from './wasm.js'
@@ -97,6 +97,7 @@ const KIND_NAMES: Record<number, [kind: string, invariant: number, what: string]
   [V.tailCounts]: ['tail-counts', 1, 'counters on a folio tail (they belong on the head)'],
   [V.pgmap]: ['pgmap-mismatch', 3, 'dev_pagemap refcount differs from what the model predicts'],
   [V.lost]: ['violations-lost', 0, 'violation ring overflowed; older violations were lost'],
+  [V.unbindHazard]: ['use-after-unbind hazard', 6, 'page still referenced (pinned or got) when the device was unbound'],
 }
 
 const MAX_LIVE_REPORTS = 64
@@ -149,7 +150,9 @@ export class PageTable {
     }
     this.pageCount = i32[H_PAGECOUNT >> 2]! >>> 0
     this.pageSize = i32[H_PAGESIZE >> 2]! >>> 0
-    this.model = MODELS[MODEL_NAMES.find(n => MODEL_IDS[n] === i32[H_MODEL >> 2]) ?? 'upstream']
+    const name = MODEL_BY_ID[i32[H_MODEL >> 2]!]
+    if (name === undefined) throw pmemError('EINVAL', 'attach', `the page table records model id ${i32[H_MODEL >> 2]}, which this pmemu does not know (${MODEL_NAMES.join(', ')})`)
+    this.model = MODELS[name]
     this.strict = i32[H_STRICT >> 2] !== 0
     this.#log = logger
     this.#get = x.get
@@ -510,12 +513,18 @@ export class PageTable {
     }, opts, 'waitIdle', pfn)
   }
 
-  /** Unbind's wait, per the model's "unbind waits for" row: pgmap refs back to 0 (legacy, dax-gup) or every page idle (upstream). */
+  /**
+   * Unbind's wait, per the model's "unbind waits for" row: the pgmap refs
+   * back to their bulk base (legacy: walks in flight; dax-gup-v1: entries;
+   * upstream: nothing else holds one) or every page idle (dax-gup).
+   */
   waitAllIdle(opts: WaitOptions = {}): Promise<void> {
-    // pgmap-zero: wait on the pgmap sequence word, bumped and notified by
-    // the thread whose put / walk end may have brought the count to 0.
-    const probe = this.model.unbindWaits === 'pgmap-zero'
-      ? () => (this.pgmapRefs() > 0 ? H_PGMAP_SEQ >> 2 : -1)
+    // pgmap-base: wait on the pgmap sequence word, bumped and notified by
+    // the thread whose put / walk end / entry delete may have brought the
+    // count to its base.
+    const base = pgmapBase(this.model, this.pageCount)
+    const probe = this.model.unbindWaits === 'pgmap-base'
+      ? () => (this.pgmapRefs() > base ? H_PGMAP_SEQ >> 2 : -1)
       : () => {
         const b = this.#x.firstBusy(0, this.pageCount, BUSY_ABOVE_IDLE)
         return b < 0 ? -1 : (RECORDS >> 2) + b * RECORD_WORDS + W_REF
@@ -588,12 +597,37 @@ export class PageTable {
 
   // --- device lifecycle ----------------------------------------------------------
 
-  /** Drop the bulk pgmap refs taken at enable (upstream) and mark the table unbound. Idempotent. Call after waitAllIdle(). */
-  unbind(): void {
-    if (Atomics.compareExchange(this.#i32, H_BOUND >> 2, 1, 0) !== 1) return
+  /**
+   * Drop the bulk pgmap refs taken at enable and mark the table unbound.
+   * Call after waitAllIdle(). Where the model's unbind does not wait for
+   * pages (every model but dax-gup: memunmap_pages waits for pgmap refs
+   * only), a page still referenced now (a pin or a get outstanding) is a
+   * use-after-unbind hazard: each is recorded (check() lists it, invariant
+   * 6) and returned. Idempotent ([] when already unbound).
+   */
+  unbind(): Violation[] {
+    const hazards: Violation[] = []
+    if (!this.bound) return hazards
+    if (this.model.unbindWaits === 'pgmap-base') {
+      let p = 0
+      let n = 0
+      for (;;) {
+        const h = this.#x.firstBusy(p, this.pageCount - p, BUSY_ABOVE_IDLE)
+        if (h < 0) break
+        n++
+        if (hazards.length < MAX_LIVE_REPORTS) hazards.push(this.#makeViolation(V.unbindHazard, h, 'unbind', this.model.idleRefcount, this.snapshot(h).refcount))
+        const order = this.snapshot(h).order
+        p = h + (order > 0 ? 1 << order : 1)
+        if (p >= this.pageCount) break
+      }
+      if (n > 0) this.#x.bump(S_HAZARDS, BigInt(n))
+    }
+    if (Atomics.compareExchange(this.#i32, H_BOUND >> 2, 1, 0) !== 1) return []
     const base = this.#i32[M_PGMAP_BASE >> 2]!
     if (base !== 0) Atomics.sub(this.#i32, H_PGMAP_REFS >> 2, base)
     this.#x.bump(S_UNBINDS, 1n)
+    this.#recorded.push(...hazards)
+    return hazards
   }
 
   /** A small summary: JSON.stringify(table) must not walk the wasm memory. */
@@ -625,9 +659,9 @@ export class PageTable {
    */
   reset(): void {
     this.#x.init(this.pageCount, this.model.idleRefcount, 0)
-    // dax-gup's per-page refs are counted in the threads' slots (percpu_ref
+    // per-page and per-entry refs are counted in the threads' slots (percpu_ref
     // style): every page is idle now, so the shared word cancels them out.
-    const perThread = this.model.pgmap === 'per-page' ? this.#slotPgmapRefs() : 0
+    const perThread = holdsPgmap(this.model, 'per-page') || holdsPgmap(this.model, 'per-entry') ? this.#slotPgmapRefs() : 0
     Atomics.store(this.#i32, H_PGMAP_REFS >> 2, pgmapBase(this.model, this.pageCount) - perThread)
     Atomics.store(this.#i32, H_BOUND >> 2, 1)
     this.#x.bump(S_RESETS, 1n)
@@ -686,11 +720,10 @@ export class PageTable {
 
   /** What the model says the pgmap count should be at a quiescent point. */
   expectedPgmapRefs(): number {
-    switch (this.model.pgmap) {
-      case 'transient': return 0
-      case 'per-page': return this.#x.countReferenced(0, this.pageCount)
-      case 'bulk': return this.bound ? this.pageCount : 0
-    }
+    const m = this.model
+    return (holdsPgmap(m, 'bulk') && this.bound ? this.pageCount : 0) +
+      (holdsPgmap(m, 'per-page') ? this.#x.countReferenced(0, this.pageCount) : 0) +
+      (holdsPgmap(m, 'per-entry') ? this.#x.countEntries(0, this.pageCount) : 0)
   }
 
   /** Counters summed over every thread's slot, plus violations, waiters and pgmap refs. */

@@ -53,6 +53,7 @@ export interface PagesExports {
   init(pageCount: number, idle: number, zeroed: number): void
   scan(from: number, to: number): number
   countReferenced(from: number, to: number): number
+  countEntries(from: number, to: number): number
   free(pfn: number): number
   associate(pfn: number, inode: number, index: number): number
   makeFolio(head: number, order: number): number

@@ -250,7 +250,9 @@ export class Device extends EventEmitter {
       this.state = 'open'
       throw e
     }
-    this.table.unbind()
+    const hazards = this.table.unbind()
+    // memunmap_pages waits for pgmap refs only: what is still pinned or got is left behind
+    if (hazards.length > 0) this.log.warn({ pages: hazards.length, first: hazards[0]!.pfn, model: this.model }, 'unbind: pages still referenced (use-after-unbind hazards)')
     this.state = 'unbound'
     for (const l of [...this.layers]) l.dead?.('unbound')
     this.emit('unbind')

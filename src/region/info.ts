@@ -7,7 +7,7 @@
  *  12  u32    info block bytes (dataOffset excludes the side-table reservation)
  *  16  u64    device size (bytes, the whole file)
  *  24  u32    page size
- *  28  u8     default model (0 legacy, 1 dax-gup, 2 upstream)
+ *  28  u8     default model (MODEL_BY_ID: 0 legacy, 1 dax-gup, 2 upstream, 3 dax-gup-v1)
  *  29  u8     map (0 mem, 1 dev)
  *  30  u8     persistence (0 adr, 1 eadr)
  *  31  u8     reserved (0)
@@ -21,7 +21,8 @@
  */
 import { crc32c } from '../util/crc32c.js'
 import { pmemError } from '../errors.js'
-import type { BadBlock, DeviceInfo, MapMode, ModelName, Persistence } from './types.js'
+import { MODEL_BY_ID } from '../util/model-ids.js'
+import type { BadBlock, DeviceInfo, MapMode, Persistence } from './types.js'
 
 export const MAGIC = 'PMEMUDEV'
 export const VERSION = 1
@@ -30,7 +31,6 @@ export const INFO_MIN_BYTES = 64 * 1024
 export const BADBLOCK_HEADER = 128
 export const SIDE_TABLE_RECORD = 32
 
-const MODELS: ModelName[] = ['legacy', 'dax-gup', 'upstream']
 const MAPS: MapMode[] = ['mem', 'dev']
 const PERSIST: Persistence[] = ['adr', 'eadr']
 
@@ -73,7 +73,7 @@ export function encodeInfo(info: DeviceInfo, out: Uint8Array): void {
   dv.setUint32(12, hdr, true)
   dv.setBigUint64(16, BigInt(info.size), true)
   dv.setUint32(24, info.pageSize, true)
-  out[28] = MODELS.indexOf(info.model)
+  out[28] = MODEL_BY_ID.indexOf(info.model)
   out[29] = MAPS.indexOf(info.map)
   out[30] = PERSIST.indexOf(info.persistence)
   const hex = info.uuid.replace(/-/g, '')
@@ -118,10 +118,11 @@ export function decodeInfo(buf: Uint8Array, path: string, fileSize: number): Dev
   const crc = dv.getUint32(68, true)
   if (crc !== infoCrc(buf, count)) throw bad('checksum mismatch')
   const size = Number(dv.getBigUint64(16, true))
-  const model = MODELS[buf[28]!]
+  const model = MODEL_BY_ID[buf[28]!]
   const map = MAPS[buf[29]!]
   const persistence = PERSIST[buf[30]!]
-  if (!model || !map || !persistence) throw bad('model/map/persistence byte')
+  if (!model) throw bad(`model id ${buf[28]!} (this pmemu knows ${MODEL_BY_ID.map((m, i) => `${i} ${m}`).join(', ')}: written by a newer version?)`)
+  if (!map || !persistence) throw bad('map/persistence byte')
   if (size !== fileSize) throw bad(`recorded size ${size} but the file holds ${fileSize} bytes`)
   const g = geometry(size, pageSize, map)
   const dataOffset = Number(dv.getBigUint64(48, true))

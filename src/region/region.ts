@@ -15,6 +15,7 @@ import type { Logger } from 'pino'
 import { pmemError, wrapSystemError, PmemuError, safeString } from '../errors.js'
 import { parseSize, formatBytes, type Size } from '../util/size.js'
 import { nativeShim, nativeAvailable } from './native.js'
+import { MODEL_BY_ID } from '../util/model-ids.js'
 import { checkBoolean, checkOffset, describe } from '../util/check.js'
 import {
   decodeInfo, encodeInfo, geometry, infoBytes, randomUuid, BADBLOCK_HEADER,
@@ -32,7 +33,6 @@ export const SHADOW_MAX = 4 * 2 ** 30
 export const MAX_PAGE_SIZE = 2 ** 30
 export const CACHE_LINE = 64
 
-const MODELS: readonly ModelName[] = ['legacy', 'dax-gup', 'upstream']
 const BACKENDS: readonly Backend[] = ['native', 'mmap-io', 'memory']
 
 export interface RegionOptions {
@@ -169,7 +169,7 @@ export class Region {
       throw pmemError('EINVAL', 'open', 'readOnly and create conflict: a read-only open cannot create the device', where)
     }
     const backend = oneOf(opts.backend, BACKENDS, 'backend', path === undefined ? 'memory' : 'native')
-    const model = oneOf(opts.model, MODELS, 'model', 'upstream')
+    const model = oneOf(opts.model, MODEL_BY_ID, 'model', 'upstream')
     const map = oneOf(opts.map, ['mem', 'dev'] as const, 'map', 'mem')
     const persistence = oneOf(opts.persistence, ['adr', 'eadr'] as const, 'persistence', 'adr')
     if (opts.flush !== undefined) oneOf(opts.flush, ['clwb', 'clflushopt', 'msync', 'none'] as const, 'flush', 'none')

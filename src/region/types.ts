@@ -6,7 +6,8 @@
 export type Backend = 'native' | 'mmap-io' | 'memory'
 export type MapMode = 'mem' | 'dev'
 export type Persistence = 'adr' | 'eadr'
-export type ModelName = 'legacy' | 'dax-gup' | 'upstream'
+import type { ModelName } from '../util/model-ids.js'
+export type { ModelName }
 export type FlushKind = 'clwb' | 'clflushopt' | 'msync' | 'none'
 
 export interface Capabilities {
