@@ -27,7 +27,7 @@ export { mkfs, mount } from './mount.js'
 export { fsck, fsInfo, PmemFs, PmemFile, CRASH_POINTS, DURABILITY_PROFILES, DURABILITY_NAMES, durabilityProfile } from './fs/index.js'
 export type {
   FsDevice, MkfsOptions, MountOptions, StatFs, PmemStats, TruncateOptions, FsckOptions, FsckReport, FsSummary,
-  Progress, ProgressFn, CrashPoint, DurabilityName, DurabilityProfile, DurabilityRule,
+  Progress, ProgressFn, CrashPoint, DurabilityName, DurabilityProfile, DurabilityRule, BreakScope,
 } from './fs/index.js'
 
 // DAX mappings (SPEC §5)

@@ -257,7 +257,9 @@ t.test('views are stale after truncate and punch-hole; refault: SIGBUS past EOF,
     await f.truncate(6 * PS)
     t.equal(m.pte(6 * PS), PTE_NONE, 'm: truncated range unmapped')
     t.equal(m2.pte(2 * PS), PTE_NONE, 'm2: truncated range unmapped')
-    t.equal(m.pte(5 * PS), old5, 'm: pages below EOF stay mapped')
+    // whole-file break (SPEC §3 ★): the kept pages are unmapped too, and fault back in to the same blocks
+    t.equal(m.pte(5 * PS), PTE_NONE, 'm: pages below EOF are unmapped too (whole-file break)')
+    t.equal(m.pfn(5 * PS), old5, 'm: ... and fault back in to the same block')
     t.equal(fs.statfs().free, free0 + 2, 'blocks freed')
     t.equal(await code(() => m.view(6 * PS, 1)), 'SIGBUS', 'refault past the new EOF')
     t.equal(await code(() => m2.view(3 * PS, 1)), 'SIGBUS')

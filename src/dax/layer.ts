@@ -624,6 +624,20 @@ export class DaxLayer {
     if (ch.count === 0) tree.chunks.delete(c)
   }
 
+  /** Delete every page-cache entry of file pages [first, end) (a folio entry overlapping it: whole, then split). */
+  #evictRange(tree: FileTree, first: number, end: number): void {
+    if (end <= first) return
+    const c0 = Math.floor(first / PMD_PAGES)
+    const c1 = Math.floor((end - 1) / PMD_PAGES)
+    for (const [c, ch] of [...tree.chunks]) {
+      if (c < c0 || c > c1) continue
+      if (ch.folio) { this.#evict(tree, c, ch, 0); continue }
+      const k0 = Math.max(0, first - c * PMD_PAGES)
+      const k1 = Math.min(PMD_PAGES, end - c * PMD_PAGES)
+      for (let k = k0; k < k1 && ch.count > 0; k++) if (ch.pfns[k] !== PTE_NONE) this.#evict(tree, c, ch, k)
+    }
+  }
+
   #evictAll(tree: FileTree): void {
     for (const [c, ch] of [...tree.chunks]) {
       if (ch.folio) { this.#evict(tree, c, ch, 0); continue }
@@ -705,42 +719,60 @@ export class DaxLayer {
   }
 
   /**
-   * The layout breaker (fs calls it under the inode lock before freeing
-   * blocks of [first, end)): unmap the range from every mapping of the file,
-   * then wait until no page in it is busy by the model's rule. Pages faulted
-   * back in during a wait are zapped again and waited for again, so when it
-   * resolves nothing in the range is mapped or busy (xfs_break_layouts'
-   * retry loop). Rejects with ETIMEDOUT / AbortError with nothing changed
-   * but the unmapped range.
+   * The layout breaker (fs calls it under the inode lock before freeing or
+   * zeroing blocks of [first, end)). The break scope is the whole file
+   * (opts.scope 'file', the default: XFS and ext4 break every mapping of the
+   * inode, ≤ 6.14 via dax_layout_busy_page(mapping), ≥ 6.15 via
+   * dax_break_layout_inode(0, LLONG_MAX)) or [first, end) ('range': FUSE-DAX's
+   * __fuse_dax_break_layouts). Unmap the scope from every mapping of the
+   * file, then wait until no page of the scope is busy by the model's rule;
+   * the model's breakEntries says what happens to the scope's page-cache
+   * entries (deleted before the wait, after it, or only as blocks are freed).
+   * Pages faulted back in during a wait are zapped again and waited for
+   * again, so when it resolves nothing in the scope is mapped or busy
+   * (xfs_break_layouts' retry loop). Rejects with ETIMEDOUT / AbortError with
+   * nothing changed but the unmapped scope (and entries deleted before the wait).
    */
-  async breakLayout(file: PmemFile, first: number, end: number, opts: { signal?: AbortSignal; timeoutMs?: number; reason: string }): Promise<void> {
+  async breakLayout(file: PmemFile, first: number, end: number,
+    opts: { signal?: AbortSignal; timeoutMs?: number; reason: string; scope?: 'file' | 'range' }): Promise<void> {
     const syscall = opts.reason === 'punch-hole' ? 'fallocate' : opts.reason === 'open-truncate' ? 'open' : 'ftruncate'
     this.#assertUsable(syscall, file.path)
     this.table.bump(opts.reason === 'punch-hole' ? 'punchHoles' : 'truncates')
     const node = file.node
+    const whole = opts.scope !== 'range'
+    const [sf, se] = whole ? [0, Number.MAX_SAFE_INTEGER] : [first, end]
+    const why: ZapReason = opts.reason === 'punch-hole' ? 'punch-hole' : 'truncate'
+    const entries = this.model.breakEntries
     const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs
-    // A fault in the range during the wait (a view, a DMA slow path) maps a
+    // A fault in the scope during the wait (a view, a DMA slow path) maps a
     // page again. Linux blocks such faults on the invalidate lock; here they
     // cannot block, so the fault kicks the wait instead (#kickBreakers): the
     // loop zaps again and waits again. Without the kick an upstream wait on
     // a page refaulted before its unpin never ends (the unpin leaves the map
     // ref: no 1->0 transition, no wake-up).
-    const entry: Breaker = { first, end, kick: undefined }
+    const entry: Breaker = { first: sf, end: se, kick: undefined }
     let set = this.#breakers.get(node.ino)
     if (!set) { set = new Set(); this.#breakers.set(node.ino, set) }
     set.add(entry)
     try {
       for (;;) {
         const tree = this.trees.get(node.ino)
-        let [wf, we] = [first, end]
+        let [wf, we] = [sf, se]
         if (tree) {
-          [wf, we] = this.#widen(tree, first, end)
-          this.#zapFile(tree, first, end, opts.reason === 'punch-hole' ? 'punch-hole' : 'truncate')
+          [wf, we] = this.#widen(tree, sf, se)
+          this.#zapFile(tree, sf, se, why)
+          // the reworked dax-gup: the break drops the entries' page refs before it waits
+          if (entries === 'scope-before-wait') this.#evictRange(tree, wf, we)
         }
         entry.first = wf
         entry.end = we
         const runs = this.#busyRuns(node, wf, we)
-        if (runs.length === 0) return
+        if (runs.length === 0) {
+          // ≥ 6.15: dax_delete_mapping_range over the scope once nothing is busy (folios split)
+          if (tree && entries === 'scope-after-wait') this.#evictRange(tree, wf, we)
+          if (tree) this.#maybeDropTree(tree)
+          return
+        }
         for (const r of runs) {
           const remaining = deadline === Infinity ? undefined : Math.max(0, deadline - performance.now())
           const kick = new AbortController()
@@ -757,8 +789,9 @@ export class DaxLayer {
               kicked = true
             } else {
               if (isPmemuError(e, 'ETIMEDOUT')) {
+                const what = whole ? `pages of the file (whole-file break for file pages [${first}, ${end}))` : `file pages [${first}, ${end})`
                 throw pmemError('ETIMEDOUT', syscall,
-                  `file pages [${first}, ${end}) still busy after ${opts.timeoutMs} ms (${this.model.busy} rule of the ${this.model.name} model, pfn ${String(e.pfn)}); nothing was changed`,
+                  `${what} still busy after ${opts.timeoutMs} ms (${this.model.busy} rule of the ${this.model.name} model, pfn ${String(e.pfn)}); nothing was changed`,
                   { path: file.path, pfn: e.pfn, cause: e })
               }
               if (isPmemuError(e, 'ABORT_ERR')) throw new PmemuAbortError(syscall, { path: file.path, cause: user?.reason })
@@ -769,7 +802,7 @@ export class DaxLayer {
             user?.removeEventListener('abort', onUser)
           }
           this.#assertUsable(syscall, file.path)
-          if (kicked) break // a page of the range was faulted in again: zap it and look again
+          if (kicked) break // a page of the scope was faulted in again: zap it and look again
         }
         // We awaited: faults or pins may have happened meanwhile. Go round
         // again; a pass that does not need to wait runs without yielding.

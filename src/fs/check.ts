@@ -3,7 +3,7 @@ import { pmemError, safeString } from '../errors.js'
 import type { FsDevice } from './device.js'
 import { forEachRun, lastEnd } from './extents.js'
 import type { Extent } from './layout.js'
-import type { TruncateOptions } from './types.js'
+import { BREAK_SCOPES, type BreakScope, type TruncateOptions } from './types.js'
 
 export function validateInt(v: unknown, what: string, syscall: string, path?: string, min = 0): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
@@ -49,6 +49,14 @@ export function checkHookOpts(opts: unknown, syscall: string): void {
     const v = (opts as Record<string, unknown>)[k]
     if (v !== undefined && typeof v !== 'function') throw pmemError('EINVAL', syscall, `${k} must be a function`)
   }
+}
+
+/** The mount option breakScope (default 'file'); anything else is EINVAL. */
+export function breakScopeOf(v: unknown, syscall: string): BreakScope {
+  if (v === undefined) return 'file'
+  if (typeof v === 'string' && (BREAK_SCOPES as readonly string[]).includes(v)) return v as BreakScope
+  const shown = typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : safeString(v)
+  throw pmemError('EINVAL', syscall, `breakScope must be ${BREAK_SCOPES.map(n => `'${n}'`).join(' or ')}, got ${shown}`)
 }
 
 /** Typed EINVAL for objects that do not look like an FsDevice. */

@@ -36,12 +36,12 @@ import * as owner from './owner.js'
 import type { FsState } from './state.js'
 import type { PmemStats } from './stats.js'
 import { attachExtension } from './extension.js'
-import type { BlockOwner, Detach, FsExtension, FsInfo, MkfsOptions, MountOptions, StatFs } from './types.js'
+import type { BlockOwner, BreakScope, Detach, FsExtension, FsInfo, MkfsOptions, MountOptions, StatFs } from './types.js'
 
 export { CRASH_POINTS }
 export type { CrashPoint, CrashPointHook }
 export type {
-  Progress, ProgressFn, MountOptions, MkfsOptions, StatFs, TruncateOptions, LayoutBreakOptions, LayoutBreaker, OnFree,
+  Progress, ProgressFn, MountOptions, BreakScope, MkfsOptions, StatFs, TruncateOptions, LayoutBreakOptions, LayoutBreaker, OnFree,
   MmapResult, MmapFactory, MmapOptions, IoContext, BlockOwner, FsInfo, FsExtension, ReadRefusal, Detach,
 } from './types.js'
 export { isMounted } from './state.js'
@@ -49,6 +49,7 @@ export { PmemStats } from './stats.js'
 export { FsNode } from './inodes.js'
 export { PmemFile } from './file.js'
 export { formatUuid, checkHookOpts, checkDevice } from './check.js'
+export { BREAK_SCOPES } from './types.js'
 
 export class PmemFs {
   /** Crash points a transaction passes, in order (same as CRASH_POINTS). */
@@ -68,6 +69,8 @@ export class PmemFs {
   get maxFileSize(): number { return this.#s.maxFileSize }
   /** The durability profile this mount models (MountOptions.durability; default 'strict'). */
   get durability(): DurabilityName { return this.#s.durability }
+  /** What truncate and punch-hole break (MountOptions.breakScope; default 'file'). */
+  get breakScope(): BreakScope { return this.#s.breakScope }
 
   // ------------------------------------------------------------ public: hooks
 
@@ -94,7 +97,8 @@ export class PmemFs {
     const dev = this.device as { path?: string }
     return {
       type: 'PmemFs', device: dev.path ?? null, label: this.label, uuid: this.uuid, blockSize: this.blockSize,
-      blockCount: this.blockCount, openFiles: this.#s.files.size, dead: this.isDead, unmounted: this.#s.unmounted,
+      blockCount: this.blockCount, durability: this.durability, breakScope: this.breakScope,
+      openFiles: this.#s.files.size, dead: this.isDead, unmounted: this.#s.unmounted,
     }
   }
 

@@ -8,7 +8,7 @@ export {
   mkfs, mount, isMounted, PmemFs, PmemFile, FsNode, PmemStats, CRASH_POINTS, formatUuid,
   type MkfsOptions, type MountOptions, type StatFs, type TruncateOptions, type LayoutBreaker, type LayoutBreakOptions,
   type OnFree, type MmapFactory, type MmapResult, type MmapOptions, type IoContext, type BlockOwner, type FsInfo,
-  type FsExtension, type ReadRefusal, type Detach,
+  type FsExtension, type ReadRefusal, type Detach, type BreakScope, BREAK_SCOPES,
   type Progress, type ProgressFn, type CrashPoint, type CrashPointHook,
 } from './fs.js'
 export type { CrashPointInfo } from './journal.js'

@@ -3,7 +3,7 @@ import { durabilityProfile } from './durability.js'
 import { randomBytes } from 'node:crypto'
 import { pmemError } from '../errors.js'
 import { Bitmap } from './bitmap.js'
-import { checkDevice, checkHookOpts } from './check.js'
+import { breakScopeOf, checkDevice, checkHookOpts } from './check.js'
 import type { FsDevice } from './device.js'
 import { computeGeometry, encodeInode, encodeSuperblock, encodeUtf8, FEATURE_INODE_HIGH, FIRST_FREE_INO, FS_VERSION, IFLAG_QUARANTINE, type Inode, INODE_SIZE, NAME_MAX, QUARANTINE_INO, ROOT_INO, S_IFDIR, S_IFREG, SB_SIZE, STATE_CLEAN, type Superblock } from './layout.js'
 import { writeInodeHigh } from './inodehigh.js'
@@ -15,6 +15,7 @@ export function formatDevice(dev: FsDevice, opts: MkfsOptions = {}): void {
   checkDevice(dev, 'mkfs')
   checkHookOpts(opts, 'mkfs')
   durabilityProfile(opts.durability, 'mkfs')
+  breakScopeOf(opts.breakScope, 'mkfs')
   if (dev.readOnly) throw pmemError('EROFS', 'mkfs', 'read-only device')
   if (mountedOn.has(dev)) throw pmemError('EBUSY', 'mkfs', 'the device has a mounted file system')
   const label = opts.label ?? ''

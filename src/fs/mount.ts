@@ -2,7 +2,7 @@
 import { pmemError } from '../errors.js'
 import { durabilityProfile } from './durability.js'
 import { Bitmap } from './bitmap.js'
-import { checkDevice, checkHookOpts } from './check.js'
+import { breakScopeOf, checkDevice, checkHookOpts } from './check.js'
 import { commit } from './commit.js'
 import { metaRead } from './dataio.js'
 import type { FsDevice } from './device.js'
@@ -19,6 +19,7 @@ export function mountState(dev: FsDevice, opts: MountOptions = {}): FsState {
   checkDevice(dev, 'mount')
   checkHookOpts(opts, 'mount')
   durabilityProfile(opts.durability, 'mount')
+  breakScopeOf(opts.breakScope, 'mount')
   if (mountedOn.has(dev)) throw pmemError('EBUSY', 'mount', 'the device already has a mounted file system')
   const sbBytes = new Uint8Array(SB_SIZE)
   dev.read(0, sbBytes)

@@ -23,7 +23,8 @@ import type { FsNode } from './inodes.js'
 import type { PmemFile } from './file.js'
 import type { PmemFs } from './fs.js'
 import { emptyHooks, type Hooks } from './extension.js'
-import type { DirMem, FsExtension, MountOptions } from './types.js'
+import type { BreakScope, DirMem, FsExtension, MountOptions } from './types.js'
+import { breakScopeOf } from './check.js'
 
 /** The state mounted on each device object in this process. */
 export const mountedOn = new WeakMap<FsDevice, FsState>()
@@ -62,9 +63,12 @@ export class FsState {
   hooks: Hooks = emptyHooks()
 
   readonly durability: DurabilityName
+  /** What truncate / punch-hole break (MountOptions.breakScope). */
+  readonly breakScope: BreakScope
 
   constructor(dev: FsDevice, sb: Superblock, opts: MountOptions) {
     this.durability = durabilityProfile(opts.durability, 'mount').name
+    this.breakScope = breakScopeOf(opts.breakScope, 'mount')
     this.device = dev
     this.sb = sb
     this.blockSize = sb.blockSize

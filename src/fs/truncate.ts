@@ -16,7 +16,7 @@ export async function breakLayout(st: FsState, file: PmemFile, first: number, en
   if (end <= first) return
   // Each extension's break in turn (a snapshot: one attached meanwhile waits for the next break).
   for (const fn of st.hooks.breakLayout) {
-    await fn(file, first, end, { signal: opts.signal, timeoutMs: opts.timeoutMs, reason })
+    await fn(file, first, end, { signal: opts.signal, timeoutMs: opts.timeoutMs, reason, scope: st.breakScope })
     st.live(syscall, file.path)
   }
 }

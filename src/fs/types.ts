@@ -23,7 +23,21 @@ export interface MountOptions {
    * crash states a weak profile allows. Read it back as `fs.durability`.
    */
   durability?: DurabilityName
+  /**
+   * What truncate and punch-hole break before they free blocks (SPEC §3 ★,
+   * docs/mappings.md): 'file' (default) unmaps every mapping of the file and
+   * waits until no page of the whole file is busy, as XFS and ext4 do
+   * (xfs_break_dax_layouts / ext4_break_layouts, dax_break_layout_inode);
+   * 'range' unmaps and waits for the affected pages only, as FUSE-DAX's
+   * __fuse_dax_break_layouts. Anything else is EINVAL. Read it back as
+   * `fs.breakScope`.
+   */
+  breakScope?: BreakScope
 }
+
+/** The extent of a layout break: the whole file (XFS, ext4) or the range being freed (FUSE-DAX). */
+export type BreakScope = 'file' | 'range'
+export const BREAK_SCOPES: readonly BreakScope[] = ['file', 'range']
 
 export interface MkfsOptions extends MountOptions {
   /** Volume label, at most 63 UTF-8 bytes. */
@@ -55,12 +69,19 @@ export interface StatFs {
 export interface TruncateOptions { signal?: AbortSignal; timeoutMs?: number }
 
 /** What the layout-break hook receives besides the file and page range. */
-export interface LayoutBreakOptions { signal?: AbortSignal; timeoutMs?: number; reason: 'truncate' | 'punch-hole' | 'open-truncate' }
+export interface LayoutBreakOptions {
+  signal?: AbortSignal
+  timeoutMs?: number
+  reason: 'truncate' | 'punch-hole' | 'open-truncate'
+  /** The mount's breakScope: break the whole file, or only [firstPage, endPage). */
+  scope: BreakScope
+}
 /**
- * Installed by the DAX layer: unmap pages [firstPage, endPage) of the file
- * from every mapping and wait (per the refcount model) until they may be
- * freed. Rejecting (ETIMEDOUT, AbortError…) cancels the operation with
- * nothing changed.
+ * Installed by the DAX layer: before pages [firstPage, endPage) of the file
+ * are freed (or zeroed in place), unmap the break scope (opts.scope: every
+ * mapping of the whole file, or that range) and wait (per the refcount
+ * model) until no page of the scope is busy. Rejecting (ETIMEDOUT,
+ * AbortError…) cancels the operation with nothing changed.
  */
 export type LayoutBreaker = (file: PmemFile, firstPage: number, endPage: number, opts: LayoutBreakOptions) => Promise<void>
 /**
