@@ -318,17 +318,17 @@ t.test('read/write/view/crash/page: typed EINVAL naming the argument', async t =
   einval(t, () => dev.pages.unpinRange(1, 2n as never), 'unpinRange', /count must be/, 'unpinRange(1, 2n)')
   einval(t, () => dev.table.getPut(1n as never), 'getPut', /pfn must be/, 'getPut(1n)')
   t.same(dev.check(), [], 'no invariant broken')
-  // The prototype methods (where code generation from strings is disabled) behave the same.
+  // The shared factory's paths (where code generation from strings is disabled) behave the same.
   const { _disableHotCodegen } = await import('../src/page/hot.js')
   _disableHotCodegen(true)
   const plain = await openDevice(undefined, { size: '4MiB' }).finally(() => _disableHotCodegen(false))
   t.teardown(() => plain.close())
-  t.notOk(Object.hasOwn(plain.pages, 'get'), 'prototype paths in use')
+  t.ok(Object.hasOwn(plain.pages, 'get'), 'paths installed without code generation (the shared factory)')
   for (const k of ['get', 'put', 'pin', 'unpin', 'maybeDmaPinned'] as const) {
-    einval(t, () => (plain.pages[k] as (p: unknown) => void)(2n), k, /pfn must be/, `prototype pages.${k}(2n)`)
+    einval(t, () => (plain.pages[k] as (p: unknown) => void)(2n), k, /pfn must be/, `shared-factory pages.${k}(2n)`)
   }
-  einval(t, () => plain.pages.pinRange(1n as never, 2), 'pinRange', /pfn must be/, 'prototype pinRange(1n)')
-  einval(t, () => plain.pages.unpinRange(1, 2n as never), 'unpinRange', /count must be/, 'prototype unpinRange(1, 2n)')
+  einval(t, () => plain.pages.pinRange(1n as never, 2), 'pinRange', /pfn must be/, 'shared-factory pinRange(1n)')
+  einval(t, () => plain.pages.unpinRange(1, 2n as never), 'unpinRange', /count must be/, 'shared-factory unpinRange(1, 2n)')
 })
 
 t.test('JSON.stringify and inspect of a device are small summaries', async t => {

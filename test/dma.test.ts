@@ -106,11 +106,16 @@ class FakeMapping extends EventEmitter implements DaxMappingLike {
     const pages = Math.ceil(this.length / this.ps)
     this.eof = newLen
     this.#zap(from)
-    if (pages > from) await this.dev.table.waitIdle(this.base + from, pages - from, opts)
     const table = this.dev.table
+    // the model's breakEntries: the reworked dax-gup drops the entries' refs before it waits
+    const before = MODELS[this.dev.model].breakEntries === 'scope-before-wait'
+    const dropped = new Set<number>()
+    if (before) for (let p = from; p < pages; p++) if (this.entries.delete(p)) { table.entryDelete(this.base + p); dropped.add(p) }
+    if (pages > from) await table.waitIdle(this.base + from, pages - from, opts)
     for (let p = from; p < pages; p++) {
-      if (!this.entries.delete(p)) continue
-      table.entryDelete(this.base + p)
+      if (!before && !this.entries.delete(p)) continue
+      if (before && !dropped.has(p)) continue
+      if (!before) table.entryDelete(this.base + p)
       if (!table.free(this.base + p)) this.hazards++
     }
   }

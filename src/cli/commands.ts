@@ -331,7 +331,7 @@ export function registerCommands(program: Command): void {
     .addOption(new Option('--size <size>', 'region size, e.g. 256MiB').argParser(deviceSizeArg('--size', 'bench')).default('256MiB'))
     .addOption(new Option('--model <model>', 'refcount model').choices([...MODEL_NAMES, 'all']).default('all'))
     .option('--workers <n>', 'DMA workers (1 to 64)', intArg('--workers', 1, 64), 2)
-    .option('--quick', 'short run (under 30 s)')
+    .option('--quick', 'short run (about 30 s for all four models)')
     .option('--json <out>', 'write results as JSON (its directory must exist)')
     .option('--html <out>', 'write a self-contained HTML report (its directory must exist)')
     .option('--compare <old.json>', 'print the per-path change against an earlier --json run')

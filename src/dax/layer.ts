@@ -2,7 +2,7 @@
  * The DAX layer of one mounted file system (SPEC §3, §5, §7): the per-file
  * mapping tree (the i_mmap + xarray analogue), the fault path per model, the
  * zap path, the layout break that truncate / punch-hole wait on, the onFree
- * hook (entry deletion, quarantine of the dax-gup hazard), the invariant
+ * hook (entry deletion, quarantine of the dax-gup-v1 hazard), the invariant
  * checker, and the device events (poison → memory failure, unbind, crash).
  *
  * Counting is the page table's (src/page): this file only decides which
@@ -83,7 +83,7 @@ export class DaxLayer {
   readonly log: Logger
   /** Files with mappings or page-cache entries, by inode number. */
   readonly trees = new Map<number, FileTree>()
-  /** Blocks onFree quarantined (freed while referenced: the dax-gup hazard). */
+  /** Blocks onFree quarantined (freed while referenced: the dax-gup-v1 hazard). */
   readonly quarantine = new Set<number>()
   /**
    * The last FREED_WATCH blocks freed through onFree, checked (invariant 4)
@@ -221,6 +221,9 @@ export class DaxLayer {
     }
     try {
       if (node.nlink === 0 && node.holds === 1 && node.openCount === 0) {
+        // the reworked dax-gup's entries hold page refs: the final break drops them before it waits
+        const tree = this.trees.get(node.ino)
+        if (tree && this.model.breakEntries === 'scope-before-wait') this.#evictAll(tree)
         const runs = this.#busyRuns(node, 0, Number.MAX_SAFE_INTEGER)
         if (runs.length > 0) {
           this.log.debug({ ino: node.ino, runs: runs.length }, 'unlinked file still busy: release deferred')
@@ -650,7 +653,7 @@ export class DaxLayer {
    * The fs frees the block behind file page `index`: zap anything that
    * faulted it in since the layout break, delete its page-cache entry,
    * disassociate, then table.free(). false (the page is still referenced:
-   * the dax-gup plain-get hazard, or a pin taken behind the layout break's
+   * the dax-gup-v1 plain-get hazard, or a pin taken behind the layout break's
    * back) quarantines the block: the fs keeps it allocated, owned by the
    * quarantine inode, so it is never handed to another file while referenced.
    */

@@ -116,8 +116,7 @@ export const MODELS: Readonly<Record<ModelName, RefcountModel>> = {
     summary: 'the DAX-gup series as posted (v1, 2022-09): idle refcount 1, an entry takes a pgmap ref and no page ref (dropped in truncate_inode_pages), truncate waits only for !page_maybe_dma_pinned() (woken on unpin), so a plain get outstanding at the free is a use-after-free hazard',
   },
   'dax-gup': {
-    // busy/wake: still the v1 rules until the DAX layer drops the entry refs before the break's wait (breakEntries)
-    name: 'dax-gup', idleRefcount: 0, pgmap: ['per-page'], busy: 'maybe-dma-pinned', wake: 'on-unpin',
+    name: 'dax-gup', idleRefcount: 0, pgmap: ['per-page'], busy: 'above-idle', wake: 'to-idle',
     unbindWaits: 'all-idle', breakEntries: 'scope-before-wait', folios: false, entryRefs: 1, mapRefs: 0,
     events: { ...GUP, entryInsert: e(1), mapInsert: NOTHING, zap: NOTHING, entryDelete: e(-1) },
     summary: 'the reworked DAX-gup series (v2/v3): 0-based, the page-cache entry holds one page ref (0->1 takes the pgmap ref, the free drops it), the layout break drops the entry refs and waits for refcount 0 (woken on 1->0)',

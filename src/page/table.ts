@@ -21,7 +21,7 @@ import {
   type RefcountModel, type PageEvent,
 } from './models.js'
 import { WA, instantiate, loadModule, waitAsync, type PagesExports, type WasmMemory, type WasmModule } from './wasm.js'
-import { hotPaths } from './hot.js'
+import { hotPaths, HOT_NAMES, type HotPaths } from './hot.js'
 import { checkWaitOptions, describe } from '../util/check.js'
 import { inspect } from 'node:util'
 
@@ -105,8 +105,6 @@ const EV_GET = EV.get
 const EV_PUT = EV.put
 const EV_PIN = EV.pin
 const EV_UNPIN = EV.unpin
-/** The methods compiled per instance (src/page/hot.ts); fixed order, so every table gets the same hidden class. */
-const HOT_NAMES = ['get', 'put', 'pin', 'unpin', 'getPut', 'pinRange', 'unpinRange', 'getRange', 'putRange', 'maybeDmaPinned'] as const
 
 /**
  * The struct page array of one region, with one refcount model.
@@ -127,10 +125,6 @@ export class PageTable {
   readonly #i32: Int32Array
   readonly #log: Logger
   // hot-path exports, bound once
-  readonly #get: (pfn: number) => number
-  readonly #put: (pfn: number) => number
-  readonly #pin: (pfn: number) => number
-  readonly #unpin: (pfn: number) => number
   readonly #apply: (ev: number, pfn: number) => number
   readonly #finish: (ev: number, pfn: number, code: number) => number
   readonly #rangeFn: (ev: number, pfn: number, count: number) => number
@@ -155,16 +149,12 @@ export class PageTable {
     this.model = MODELS[name]
     this.strict = i32[H_STRICT >> 2] !== 0
     this.#log = logger
-    this.#get = x.get
-    this.#put = x.put
-    this.#pin = x.pin
-    this.#unpin = x.unpin
     this.#apply = x.apply
     this.#finish = x.finish
     this.#rangeFn = x.range
-    // This instance's own copy of the hot paths (src/page/hot.ts): own
-    // properties shadowing the prototype methods below, so that each call
-    // site into wasm sees one target however many tables the process has.
+    // This instance's own copy of the hot paths (src/page/hot.ts), so that
+    // each call site into wasm sees one target however many tables the
+    // process has.
     const hot = hotPaths({
       x, pageCount: this.pageCount, ev: { get: EV_GET, put: EV_PUT, pin: EV_PIN, unpin: EV_UNPIN },
       badPfn: (op, pfn) => this.#badPfn(op, pfn),
@@ -176,9 +166,7 @@ export class PageTable {
     // Own properties, not a per-instance prototype: every table keeps one
     // hidden class, so the other paths (DAX layer, private fields) stay
     // monomorphic however many tables exist.
-    if (hot) {
-      for (const k of HOT_NAMES) Object.defineProperty(this, k, { value: hot[k], writable: true, configurable: true, enumerable: false })
-    }
+    for (const k of HOT_NAMES) Object.defineProperty(this, k, { value: hot[k], writable: true, configurable: true, enumerable: false })
   }
 
   /** Allocate and initialise a side table for `pageCount` pages (every record idle). */
@@ -295,37 +283,27 @@ export class PageTable {
   }
 
   // --- low-level paths (dev.pages) ----------------------------------------------
-  // Each table shadows these methods with its own compiled copy (src/page/hot.ts,
-  // same behaviour; keep the two in step). These serve where code generation
-  // from strings is disabled.
+  // Own properties of each table, installed by the constructor from
+  // src/page/hot.ts (the one source of these paths; see there why each table
+  // compiles its own copy).
 
   /** Plain get (FOLL_GET): +1 ref (legacy: transient pgmap ref during the walk; dax-gup: 0->1 takes the pgmap ref). */
-  get(pfn: number): void {
-    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('get', pfn)
-    const st = this.#get(pfn)
-    if (st !== 0) this.#finishHot(st, EV_GET, 'get', pfn)
-  }
-
+  declare readonly get: HotPaths['get']
   /** put_page(): -1 ref (dax-gup: the put that reaches 0 frees the page and drops its pgmap ref). */
-  put(pfn: number): void {
-    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('put', pfn)
-    const st = this.#put(pfn)
-    if (st !== 0) this.#finishHot(st, EV_PUT, 'put', pfn)
-  }
-
+  declare readonly put: HotPaths['put']
   /** Pin (FOLL_PIN): small page +1024; folio +1 ref +1 pincount. `longterm` is refused (EOPNOTSUPP). */
-  pin(pfn: number, opts?: { longterm?: boolean }): void {
-    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('pin', pfn)
-    if (opts?.longterm) throw this.#longterm(pfn)
-    const st = this.#pin(pfn)
-    if (st !== 0) this.#finishHot(st, EV_PIN, 'pin', pfn)
-  }
-
-  unpin(pfn: number): void {
-    if (!(typeof pfn === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount)) throw this.#badPfn('unpin', pfn)
-    const st = this.#unpin(pfn)
-    if (st !== 0) this.#finishHot(st, EV_UNPIN, 'unpin', pfn)
-  }
+  declare readonly pin: HotPaths['pin']
+  /** Unpin: the inverse of pin. */
+  declare readonly unpin: HotPaths['unpin']
+  /** get + put in one wasm call (benchmark path). */
+  declare readonly getPut: HotPaths['getPut']
+  /** pin_user_pages over [pfn, pfn+count): one atomic per small page, one per folio (n refs, n pincount). */
+  declare readonly pinRange: HotPaths['pinRange']
+  declare readonly unpinRange: HotPaths['unpinRange']
+  declare readonly getRange: HotPaths['getRange']
+  declare readonly putRange: HotPaths['putRange']
+  /** page_maybe_dma_pinned(): folio pincount > 0; small page refcount >= 1024 (1024 plain gets are a false positive, as in Linux). */
+  declare readonly maybeDmaPinned: HotPaths['maybeDmaPinned']
 
   /**
    * A fast lane (get/put/pin/unpin) returned non-zero: the rest of the
@@ -341,17 +319,10 @@ export class PageTable {
     return pmemError('EOPNOTSUPP', 'pin', 'FOLL_LONGTERM pins of fsdax pages are not supported (truncate cannot wait for them)', { pfn })
   }
 
-  /** get + put in one wasm call (benchmark path). */
-  getPut(pfn: number): void {
-    this.#checkPfn('getPut', pfn)
-    const st = this.#x.getPut(pfn)
-    if (st !== 0) this.#violated(st, 'put', pfn)
-  }
-
   /**
-   * One wasm call over [pfn, pfn+count). The checks are inline (no string
-   * built per call: `op` is a constant); a failing one throws what
-   * #checkRange throws.
+   * One wasm call over [pfn, pfn+count) for the DAX-layer events. The checks
+   * are inline (no string built per call: `op` is a constant); a failing one
+   * throws what #checkRange throws.
    */
   #range(ev: number, op: PageEvent, rangeOp: string, pfn: number, count: number): void {
     if (!(typeof pfn === 'number' && typeof count === 'number' && pfn >>> 0 === pfn && pfn < this.pageCount && count >>> 0 === count && pfn + count <= this.pageCount)) {
@@ -359,24 +330,6 @@ export class PageTable {
     }
     const st = this.#rangeFn(ev, pfn, count)
     if (st !== 0) this.#violated(st, op, this.#x.rangeStop())
-  }
-
-  /** pin_user_pages over [pfn, pfn+count): one atomic per small page, one per folio (n refs, n pincount). */
-  pinRange(pfn: number, count: number, opts?: { longterm?: boolean }): void {
-    if (opts?.longterm) { this.#checkRange('pinRange', pfn, count); throw this.#longterm(pfn) }
-    this.#range(EV_PIN, 'pin', 'pinRange', pfn, count)
-  }
-
-  unpinRange(pfn: number, count: number): void { this.#range(EV_UNPIN, 'unpin', 'unpinRange', pfn, count) }
-  getRange(pfn: number, count: number): void { this.#range(EV_GET, 'get', 'getRange', pfn, count) }
-  putRange(pfn: number, count: number): void { this.#range(EV_PUT, 'put', 'putRange', pfn, count) }
-
-  /** page_maybe_dma_pinned(): folio pincount > 0; small page refcount >= 1024 (1024 plain gets are a false positive, as in Linux). */
-  maybeDmaPinned(pfn: number): boolean {
-    this.#checkPfn('maybeDmaPinned', pfn)
-    const r = this.#x.maybeDmaPinned(pfn)
-    if (r > 1) this.#violated(r, 'maybeDmaPinned', pfn)
-    return r !== 0
   }
 
   // --- DAX layer -------------------------------------------------------------------
@@ -391,20 +344,20 @@ export class PageTable {
     }
   }
 
-  /** A page-cache (DAX) entry now refers to the page (dax-gup: +1 ref, 0->1 takes a pgmap ref). */
+  /** A page-cache (DAX) entry now refers to the page (dax-gup: +1 ref, 0->1 takes a pgmap ref; dax-gup-v1: a pgmap ref, no page ref). */
   entryInsert(pfn: number, count = 1): void { this.#event('entryInsert', pfn, count) }
   /** A PTE/PMD mapping of the page (upstream: +1 ref +1 mapcount; on a folio, once per PMD). */
   mapInsert(pfn: number, count = 1): void { this.#event('mapInsert', pfn, count) }
   /** Unmap one mapping (upstream: -1 mapcount -1 ref; 1->0 wakes waiters). */
   zap(pfn: number, count = 1): void { this.#event('zap', pfn, count) }
-  /** The entry is deleted (truncate/evict; dax-gup: -1 ref, 1->0 frees and drops the pgmap ref). */
+  /** The entry is deleted (truncate/evict; dax-gup: -1 ref, 1->0 frees and drops the pgmap ref; dax-gup-v1: drops its pgmap ref). */
   entryDelete(pfn: number, count = 1): void { this.#event('entryDelete', pfn, count) }
 
   /**
    * The file system frees the block behind `pfn`. Returns false (and records
    * a 'use-after-free hazard' violation, invariant 4) when the page's counters
    * say someone still holds it, so the fs can quarantine the block. Never
-   * throws for the hazard, even in strict mode: in dax-gup it is the model's
+   * throws for the hazard, even in strict mode: in dax-gup-v1 it is the model's
    * known flaw, not a caller bug.
    */
   free(pfn: number): boolean {
@@ -456,7 +409,7 @@ export class PageTable {
     return this.#x.head(pfn)
   }
 
-  /** Is the page busy under the model's truncate rule (legacy: refcount > 1; dax-gup: maybe DMA pinned; upstream: refcount > 0)? */
+  /** Is the page busy under the model's truncate rule (legacy: refcount > 1; dax-gup-v1: maybe DMA pinned; dax-gup, upstream: refcount > 0)? */
   busy(pfn: number): boolean {
     this.#checkPfn('busy', pfn)
     return this.#x.firstBusy(pfn, 1, -1) >= 0
