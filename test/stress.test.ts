@@ -3,7 +3,11 @@
  * sequence of DMA transfers (both directions, 'pin' and 'get', held until
  * release and released later in the sequence, or aborted), view faults with
  * CPU stores, truncates (shrink and grow), punch-holes (page-aligned and
- * not: a start or end inside a page) and remaps, across a
+ * not: a start or end inside a page), remaps, and poison: sectors of
+ * file pages under load are poisoned (`dev.poison`), rewritten by whole-sector
+ * `file.write`s (the recovery write that clears them) or by writes that cover
+ * part of a poisoned sector (EHWPOISON), and scrubbed (`dev.clearPoison`),
+ * across a
  * 2-worker engine, on two files (one fallocated 4 MiB: PMD / folio faults;
  * one small and sparse), for every model. After the sequence, everything is
  * released and awaited (a truncate or punch-hole that waits on a held
@@ -16,6 +20,16 @@
  * was never truncated or punched. Every to-device transfer's buffer and every
  * view read are checked against the model too.
  *
+ * Poison: a poisoned sector's bytes are unknown to the model until rewritten.
+ * DMA transfers over a poisoned page may fail with EHWPOISON (and leave no pin:
+ * the pin and get counts are back to zero at every settle), views raise
+ * SIGBUS, truncates and punch-holes whose in-place zeroing covers part of a
+ * poisoned sector fail with EHWPOISON and change nothing (a punch may have
+ * zeroed its first edge). At the end the device's poison list, read through
+ * each file's pages, must lie where the test poisoned (poison never moves into
+ * other data), every poisoned sector reads EHWPOISON, and every other byte is
+ * checked against the model.
+ *
  * Scale: PMEMU_STRESS_OPS operations in all (default 1500, split over the
  * models; PMEMU_GOAL=1: 100000). PMEMU_STRESS_SEED fixes the seed;
  * PMEMU_STRESS_SHRINK=1 lets fast-check shrink a failure (slow: each run
@@ -25,7 +39,8 @@ import t from 'tap'
 import fc from 'fast-check'
 import { writeFileSync } from 'node:fs'
 import { openDevice, type Device } from '../src/region/index.js'
-import { mkfs, type DaxMapping } from '../src/dax/index.js'
+import type { DaxMapping } from '../src/dax/index.js'
+import { mkfs } from '../src/mount.js' // the public mkfs: DAX and the fault layer (poison through file.read / write)
 import type { PmemFile, PmemFs } from '../src/fs/index.js'
 import { MODELS, MODEL_NAMES, type ModelName } from '../src/page/index.js'
 import { DmaEngine, type DmaTransfer } from '../src/dma/index.js'
@@ -33,6 +48,7 @@ import { DmaEngine, type DmaTransfer } from '../src/dma/index.js'
 const PS = 4096
 /** Transfers that ended in EAGAIN (gup-fast retries exhausted), over the whole run. */
 let gupGaveUp = 0
+const SECTOR = 512
 // PMEMU_GOAL=1 (the suite's one goal-size switch) means the goal's 100 000 operations unless PMEMU_STRESS_OPS says otherwise.
 const OPS = Math.max(1, Number(process.env.PMEMU_STRESS_OPS ?? (process.env.PMEMU_GOAL === '1' ? 100000 : 1500)) | 0)
 const SEED = process.env.PMEMU_STRESS_SEED !== undefined ? Number(process.env.PMEMU_STRESS_SEED) : 0x5eed7
@@ -50,9 +66,16 @@ type Op =
   | { k: 'release'; which: number }
   | { k: 'abort'; which: number }
   | { k: 'view'; file: number; map: number; page: number; sub: number; pages: number; write: boolean; seed: number }
-  | { k: 'truncate'; file: number; pages: number; delta: number; jump: boolean; tail: number }
-  | { k: 'punch'; file: number; page: number; pages: number; skew: number; trim: number }
+  // aim: start inside a sector the test poisoned (the in-place zeroing meets it), when there is one
+  | { k: 'truncate'; file: number; pages: number; delta: number; jump: boolean; tail: number; aim: boolean }
+  | { k: 'punch'; file: number; page: number; pages: number; skew: number; trim: number; aim: boolean }
   | { k: 'remap'; file: number; map: number }
+  // poison `sectors` sectors from `sector` of a file page: near the file's latest DMA ranges or anywhere
+  | { k: 'poison'; file: number; page: number; sector: number; sectors: number; at: 'dma' | 'any' }
+  // file.write of whole sectors (a recovery write where poisoned), or unaligned by `skew` bytes: at a poisoned sector, a DMA range or anywhere
+  | { k: 'write'; file: number; page: number; sector: number; sectors: number; skew: number; at: 'poison' | 'dma' | 'any'; seed: number }
+  // dev.clearPoison of one file page (an address-range scrub: the bytes stay unknown)
+  | { k: 'scrub'; file: number; page: number; at: 'poison' | 'dma' | 'any' }
   | { k: 'tick' }
   | { k: 'settle' }
 
@@ -68,16 +91,22 @@ const opArb: fc.Arbitrary<Op> = (() => {
   const page = fc.nat(1100)
   const sub = fc.constantFrom(0, 0, 0, 1, 777)
   const seed = fc.nat(0xffff)
+  const aim = fc.nat(3).map(n => n === 0)
+  const at = fc.constantFrom('poison' as const, 'poison' as const, 'dma' as const, 'any' as const)
   return fc.oneof(
     { weight: 10, arbitrary: fc.record({ k: fc.constant('dma' as const), file, map, page, sub, pages: fc.integer({ min: 1, max: 12 }), dir: fc.constantFrom('to-device' as const, 'from-device' as const), pin: fc.constantFrom('pin' as const, 'pin' as const, 'get' as const), held: fc.boolean(), seed }) },
     { weight: 2, arbitrary: fc.record({ k: fc.constant('release' as const), which: fc.nat(64) }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('abort' as const), which: fc.nat(64) }) },
     { weight: 5, arbitrary: fc.record({ k: fc.constant('view' as const), file, map, page, sub, pages: fc.integer({ min: 1, max: 8 }), write: fc.boolean(), seed }) },
-    { weight: 3, arbitrary: fc.record({ k: fc.constant('truncate' as const), file, pages: fc.nat(1100), delta: fc.integer({ min: -12, max: 12 }), jump: fc.nat(7).map(n => n === 0), tail: fc.constantFrom(0, 0, 100) }) },
+    { weight: 3, arbitrary: fc.record({ k: fc.constant('truncate' as const), file, pages: fc.nat(1100), delta: fc.integer({ min: -12, max: 12 }), jump: fc.nat(7).map(n => n === 0), tail: fc.constantFrom(0, 0, 100), aim }) },
     // skew / trim: unaligned punches (start or end inside a page) half the time
     { weight: 2, arbitrary: fc.record({ k: fc.constant('punch' as const), file, page, pages: fc.integer({ min: 1, max: 16 }),
-      skew: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: PS - 1 })), trim: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: PS - 1 })) }) },
+      skew: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: PS - 1 })), trim: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: PS - 1 })), aim }) },
     { weight: 1, arbitrary: fc.record({ k: fc.constant('remap' as const), file, map }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('poison' as const), file, page, sector: fc.nat(7), sectors: fc.integer({ min: 1, max: 3 }), at: fc.constantFrom('dma' as const, 'any' as const) }) },
+    { weight: 3, arbitrary: fc.record({ k: fc.constant('write' as const), file, page, sector: fc.nat(7), sectors: fc.integer({ min: 1, max: 12 }),
+      skew: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: SECTOR - 1 })), at, seed }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('scrub' as const), file, page, at }) },
     { weight: 3, arbitrary: fc.constant({ k: 'tick' as const }) },
     { weight: 1, arbitrary: fc.constant({ k: 'settle' as const }) },
   )
@@ -123,11 +152,29 @@ class FileModel {
   readonly readers = new Set<Reader>()
   /** truncates and punch-holes in flight. */
   readonly clears = new Set<Clear>()
+  /**
+   * The size the file has once every truncate issued so far completed: a
+   * truncate that fails (EHWPOISON) leaves the size it found. Applied in call
+   * order (truncates and punch-holes serialise on the inode lock), through `chain`.
+   */
+  effective: number
+  /** Sizes the file may have while truncates are in flight (one may fail): clears issued now cover them all. */
+  sizeLo: number
+  sizeHi: number
+  /** The model's side of truncates and punch-holes, applied in call order. */
+  chain: Promise<void> = Promise.resolve()
+  /** Truncates and punch-holes issued whose model step has not run. */
+  sizeOps = 0
+  /** Per 512-byte sector: poisoned by the test and not known cleared since (a superset of the device's poison in this file). */
+  readonly poisoned: Uint8Array
+  /** The latest DMA ranges (where poison hurts most). */
+  readonly recent: Range[] = []
 
   constructor(max: number, size: number) {
     this.bytes = new Uint8Array(max)
     this.known = new Uint8Array(max)
-    this.size = size
+    this.poisoned = new Uint8Array(Math.ceil(max / SECTOR))
+    this.size = this.effective = this.sizeLo = this.sizeHi = size
   }
 
   /** Bytes of [s, e) may be changing: out of every in-flight reader's check. */
@@ -167,13 +214,29 @@ class FileModel {
     return c
   }
 
-  /** It completed: zeros, but for the stores that raced it. */
-  endClear(c: Clear): void {
+  /**
+   * It completed: [s, e) (inside the range it was issued with, which may be
+   * wider: the sizes it could meet) reads zeros, but for the stores that raced it.
+   */
+  endClear(c: Clear, s = c.start, e = c.end): void {
     this.clears.delete(c)
-    this.bytes.fill(0, c.start, c.end)
-    this.known.fill(1, c.start, c.end)
-    for (const d of c.dirty) this.known.fill(0, d.start, d.end)
+    if (s < e) {
+      this.bytes.fill(0, s, e)
+      this.known.fill(1, s, e)
+      for (const d of c.dirty) { const o = overlap(s, e, d); if (o) this.known.fill(0, o[0], o[1]) }
+    }
     this.#unsettle(c.start, c.end)
+  }
+
+  /** Sectors [s, e) were poisoned: their bytes are unknown until rewritten. */
+  poison(s: number, e: number): void {
+    this.poisoned.fill(1, Math.floor(s / SECTOR), Math.ceil(e / SECTOR))
+    this.forget(s, e)
+  }
+
+  /** No sector touching [s, e) is poisoned now (a write over it succeeded, or a scrub cleared it). */
+  unpoison(s: number, e: number): void {
+    this.poisoned.fill(0, Math.floor(s / SECTOR), Math.ceil(e / SECTOR))
   }
 
   /** Which bytes of [s, e) must read as `bytes` now: known, no DMA write, truncate or punch-hole in flight over them. */
@@ -210,7 +273,29 @@ function pageIn(map: DaxMapping, fm: FileModel, n: number): number {
   return n % span
 }
 
-interface Outcome { problems: string[]; ops: number; transfers: number; held: number; waits: number; hazards: number }
+/** The `n`th (modulo) sector below EOF that the test poisoned and did not see cleared, or undefined. */
+function poisonedSector(fm: FileModel, n: number): number | undefined {
+  const list: number[] = []
+  for (let i = 0; i * SECTOR < fm.size && i < fm.poisoned.length; i++) if (fm.poisoned[i]) list.push(i)
+  return list.length > 0 ? list[n % list.length] : undefined
+}
+
+/** A file page for a poison / write / scrub: one the test poisoned, inside one of the file's latest DMA ranges, or anywhere below EOF. */
+function targetPage(fm: FileModel, n: number, at: 'poison' | 'dma' | 'any'): number {
+  const sec = at === 'poison' ? poisonedSector(fm, n) : undefined
+  if (sec !== undefined) return Math.floor(sec * SECTOR / PS)
+  if (at !== 'any' && fm.recent.length > 0) {
+    const r = fm.recent[n % fm.recent.length]!
+    const p0 = Math.floor(r.start / PS)
+    return p0 + (n >> 3) % Math.max(1, Math.ceil(r.end / PS) - p0)
+  }
+  return n % Math.max(1, Math.ceil(fm.size / PS))
+}
+
+/** Poison events of one run. */
+interface PoisonCounts { poisoned: number; recoveryWrites: number; partialWrites: number; scrubs: number; dmaPoisoned: number; sigbus: number; clearsFailed: number; leftAtEnd: number }
+
+interface Outcome { problems: string[]; ops: number; transfers: number; held: number; waits: number; hazards: number; poison: PoisonCounts }
 
 async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
   const dev: Device = await openDevice(undefined, { size: '24MiB', model, pageSize: PS, map: 'mem' })
@@ -224,6 +309,7 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
   const pending: Array<Promise<unknown>> = []
   let transfers = 0
   let heldCount = 0
+  const pc: PoisonCounts = { poisoned: 0, recoveryWrites: 0, partialWrites: 0, scrubs: 0, dmaPoisoned: 0, sigbus: 0, clearsFailed: 0, leftAtEnd: 0 }
   try {
     for (const [i, spec] of FILES.entries()) {
       const f = await fs.open(`/s${i}`, 'w+')
@@ -252,6 +338,27 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
       const code = (e as { code?: string }).code
       if (!code || !codes.includes(code)) problems.push(`${what}: unexpected ${String(code)} ${(e as Error)?.message ?? String(e)}`)
     }
+    /** Pins and plain gets taken and not dropped. */
+    const pinsLeft = (): string | undefined => {
+      const st = dev.stats()
+      const pins = (st.pins ?? 0) - (st.unpins ?? 0)
+      const gets = (st.gets ?? 0) - (st.puts ?? 0)
+      return pins !== 0 || gets !== 0 ? `${pins} pins and ${gets} plain gets left` : undefined
+    }
+    /** The model's step for a truncate / punch-hole, run after every earlier one's (they complete in call order). */
+    const sizeOp = (fm: FileModel, real: Promise<void>, what: string, step: (ok: boolean) => void): void => {
+      const r = real.then(() => true, e => {
+        expectCodes(what, e, ['EHWPOISON'])
+        pc.clearsFailed++
+        return false
+      })
+      fm.sizeOps++
+      fm.chain = fm.chain.then(() => r).then(ok => {
+        step(ok)
+        if (--fm.sizeOps === 0) fm.sizeLo = fm.sizeHi = fm.effective
+      })
+      pending.push(fm.chain)
+    }
 
     for (const op of ops) {
       switch (op.k) {
@@ -266,6 +373,8 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
           const range: Range = { start: s, end: s + length }
           let reader: Reader | undefined
           const buffer = dir === 'from-device' ? fill(length, op.seed) : undefined
+          fm.recent.push(range)
+          if (fm.recent.length > 8) fm.recent.shift()
           if (buffer) {
             fm.write(s, buffer)
             fm.writers.add(range)
@@ -285,7 +394,8 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
             // punch-holes kept zapping the range (Linux's gup would block on the
             // invalidate lock instead: docs/dma.md, known limits); counted, not a loss
             if ((e as { code?: string }).code === 'EAGAIN') gupGaveUp++
-            expectCodes(`${dir} ${op.pin} file ${op.file} [${s}, +${length})`, e, ['EFAULT', 'ABORT_ERR', 'EAGAIN'])
+            if ((e as { code?: string }).code === 'EHWPOISON') pc.dmaPoisoned++
+            expectCodes(`${dir} ${op.pin} file ${op.file} [${s}, +${length})`, e, ['EFAULT', 'ABORT_ERR', 'EAGAIN', 'EHWPOISON'])
             if (buffer) fm.forget(s, s + length) // partly written, or not at all
           }).finally(() => {
             fm.writers.delete(range)
@@ -321,6 +431,7 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
               }
             }
           } catch (e) {
+            if ((e as { code?: string }).code === 'SIGBUS') pc.sigbus++
             expectCodes(`view file ${op.file} [${map.offset + offset}, +${length})`, e, ['SIGBUS'])
           }
           break
@@ -330,19 +441,34 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
           // mostly a few pages either way (held transfers near EOF get caught), now and then anywhere
           const max = FILES[op.file]!.pages
           const pages = op.jump ? op.pages % (max + 1) : Math.max(0, Math.min(max, Math.ceil(fm.size / PS) + op.delta))
-          const size = pages * PS - (pages > 0 ? op.tail : 0)
-          const c = fm.beginClear(Math.min(fm.size, size), Math.max(fm.size, size))
+          const sec = op.aim ? poisonedSector(fm, op.pages) : undefined
+          // aimed: the new EOF inside a poisoned sector (zeroing past it meets the poison)
+          const size = sec !== undefined ? sec * SECTOR + 100 : pages * PS - (pages > 0 ? op.tail : 0)
+          // in flight over every size the file may have when it runs (an earlier truncate may fail on poison)
+          fm.sizeLo = Math.min(fm.sizeLo, size)
+          fm.sizeHi = Math.max(fm.sizeHi, size)
+          const c = fm.beginClear(fm.sizeLo, fm.sizeHi)
           fm.size = size
-          pending.push(files[op.file]!.truncate(size).then(() => fm.endClear(c), e => expectCodes(`truncate file ${op.file} to ${size}`, e, [])))
+          sizeOp(fm, files[op.file]!.truncate(size), `truncate file ${op.file} to ${size}`, ok => {
+            if (!ok) { fm.endClear(c, 0, 0); return } // its zeroing met poison first: nothing changed
+            const from = fm.effective
+            fm.effective = size
+            fm.endClear(c, Math.min(from, size), Math.max(from, size))
+          })
           break
         }
         case 'punch': {
           const fm = models[op.file]!
           const page = op.page % FILES[op.file]!.pages
-          const start = page * PS + op.skew
+          const sec = op.aim ? poisonedSector(fm, op.page) : undefined
+          const start = sec !== undefined ? sec * SECTOR + (op.skew % SECTOR) : page * PS + op.skew
           const len = Math.max(1, op.pages * PS - op.skew - op.trim)
-          const c = fm.beginClear(start, Math.min(start + len, Math.max(fm.size, start)))
-          pending.push(files[op.file]!.punchHole(start, len).then(() => fm.endClear(c), e => expectCodes(`punch file ${op.file} [${start}, +${len}) bytes`, e, [])))
+          const c = fm.beginClear(start, Math.min(start + len, Math.max(fm.sizeHi, start)))
+          sizeOp(fm, files[op.file]!.punchHole(start, len), `punch file ${op.file} [${start}, +${len}) bytes`, ok => {
+            const end = Math.min(start + len, Math.max(fm.effective, start))
+            fm.endClear(c, ok ? start : 0, ok ? end : 0)
+            if (!ok) fm.forget(start, end) // one edge may have been zeroed before the other met poison
+          })
           break
         }
         case 'remap': {
@@ -351,13 +477,63 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
           maps[op.file]![op.map] = files[op.file]!.mmap(old.offset, old.length, { write: old.writable }) as DaxMapping
           break
         }
+        case 'poison': {
+          const fm = models[op.file]!
+          const page = targetPage(fm, op.page, op.at)
+          const pfn = files[op.file]!.pfnAt(page)
+          if (pfn === null || page >= FILES[op.file]!.pages) break // a hole: no device page to poison
+          const n = Math.min(op.sectors, PS / SECTOR - op.sector)
+          dev.poison(pfn * PS + op.sector * SECTOR, n * SECTOR)
+          fm.poison(page * PS + op.sector * SECTOR, page * PS + (op.sector + n) * SECTOR)
+          pc.poisoned++
+          break
+        }
+        case 'write': {
+          // file.write with no truncate or punch-hole in flight, below EOF: the size stays what the model says
+          const fm = models[op.file]!
+          if (fm.clears.size > 0 || fm.sizeOps > 0) break
+          const sec = op.at === 'poison' ? poisonedSector(fm, op.page) : undefined
+          // at a poisoned sector: start on it or a sector before it (whole sectors: a recovery write), or skewed into it
+          const s = sec !== undefined ? Math.max(0, (sec - (op.sector & 1)) * SECTOR + op.skew)
+            : targetPage(fm, op.page, op.at) * PS + op.sector * SECTOR + op.skew
+          const len = Math.min(op.sectors * SECTOR - (op.skew ? SECTOR : 0), fm.effective - s)
+          if (len <= 0) break
+          const data = fill(len, op.seed)
+          const wasPoisoned = fm.poisoned.subarray(Math.floor(s / SECTOR), Math.ceil((s + len) / SECTOR)).includes(1)
+          try {
+            files[op.file]!.write(data, s)
+            fm.write(s, data)
+            fm.unpoison(s, s + len)
+            if (wasPoisoned) pc.recoveryWrites++
+          } catch (e) {
+            // covers part of a poisoned sector: the extent run met is not stored, runs before it may be
+            if ((e as { code?: string }).code === 'EHWPOISON') pc.partialWrites++
+            expectCodes(`write file ${op.file} [${s}, +${len})`, e, ['EHWPOISON'])
+            fm.forget(s, s + len)
+          }
+          break
+        }
+        case 'scrub': {
+          const fm = models[op.file]!
+          const page = targetPage(fm, op.page, op.at)
+          const pfn = files[op.file]!.pfnAt(page)
+          if (pfn === null || page >= FILES[op.file]!.pages) break
+          if (dev.poisonedIn(pfn * PS, PS).length > 0) pc.scrubs++
+          dev.clearPoison(pfn * PS, PS) // the bytes under it stay as they were: still unknown to the model
+          fm.unpoison(page * PS, (page + 1) * PS)
+          break
+        }
         case 'tick':
           await new Promise(r => setImmediate(r))
           break
-        case 'settle':
+        case 'settle': {
           for (const tr of held.splice(0)) tr.release()
           await Promise.all(pending.splice(0))
+          // every transfer is done, failed ones (EHWPOISON, EFAULT, aborts) included: no pin may be left
+          const left = pinsLeft()
+          if (left) problems.push(`at a settle: ${left}`)
           break
+        }
       }
     }
 
@@ -374,11 +550,43 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
     for (const [i, f] of files.entries()) {
       const fm = models[i]!
       const st = await f.stat()
-      if (st.size !== fm.size) problems.push(`file ${i}: size ${st.size}, expected ${fm.size}`)
-      const got = new Uint8Array(fm.size)
-      f.read(got, 0)
-      const at = firstMismatch(got, fm.bytes.subarray(0, fm.size), fm.mask(0, fm.size))
-      if (at >= 0) problems.push(`file ${i}: byte ${at} reads ${got[at]}, model ${fm.bytes[at]} `)
+      if (st.size !== fm.effective) problems.push(`file ${i}: size ${st.size}, expected ${fm.effective}`)
+      const size = Math.min(st.size, fm.effective)
+      // the file's poisoned sectors now, from the device's list through the file's pages
+      const bad = new Uint8Array(Math.ceil(size / SECTOR))
+      for (let p = 0; p * PS < size; p++) {
+        const pfn = f.pfnAt(p)
+        if (pfn === null) continue
+        for (const b of dev.poisonedIn(pfn * PS, PS)) bad.fill(1, (p * PS + b.offset - pfn * PS) / SECTOR, (p * PS + b.offset + b.length - pfn * PS) / SECTOR)
+      }
+      // read every clean run and compare; every poisoned sector must fail typed, and lie where the test poisoned
+      for (let sec = 0; sec * SECTOR < size;) {
+        let end = sec
+        while (end * SECTOR < size && bad[end] === bad[sec]) end++
+        const s = sec * SECTOR
+        const e = Math.min(end * SECTOR, size)
+        if (bad[sec]) {
+          pc.leftAtEnd += end - sec
+          for (let k = sec; k < end; k++) if (!fm.poisoned[k]) problems.push(`file ${i}: sector at ${k * SECTOR} is poisoned where the test never poisoned (or cleared it)`)
+          try {
+            f.read(new Uint8Array(e - s), s)
+            problems.push(`file ${i}: read of poisoned [${s}, ${e}) succeeded`)
+          } catch (err) {
+            expectCodes(`read of poisoned file ${i} [${s}, ${e})`, err, ['EHWPOISON'])
+            if ((err as { bytesRead?: number }).bytesRead !== 0) problems.push(`file ${i}: read of poisoned [${s}, ${e}) says bytesRead ${(err as { bytesRead?: number }).bytesRead}`)
+          }
+        } else {
+          const got = new Uint8Array(e - s)
+          try {
+            f.read(got, s)
+            const at = firstMismatch(got, fm.bytes.subarray(s, e), fm.mask(s, e))
+            if (at >= 0) problems.push(`file ${i}: byte ${s + at} reads ${got[at]}, model ${fm.bytes[s + at]} `)
+          } catch (err) {
+            problems.push(`file ${i}: read of clean [${s}, ${e}) failed: ${(err as { code?: string }).code} ${(err as Error).message}`)
+          }
+        }
+        sec = end
+      }
     }
     for (const ms of maps) for (const m of ms) m.unmap()
     const violations = dev.check()
@@ -386,7 +594,7 @@ async function runSequence(model: ModelName, ops: Op[]): Promise<Outcome> {
     const others = violations.filter(v => !(MODELS[model].busy === 'maybe-dma-pinned' && v.kind === 'use-after-free hazard'))
     for (const v of others.slice(0, 5)) problems.push(`violation: ${v.message}`)
     const waits = dev.stats().layoutWaits ?? 0
-    return { problems, ops: ops.length, transfers, held: heldCount, waits, hazards: hazards.length }
+    return { problems, ops: ops.length, transfers, held: heldCount, waits, hazards: hazards.length, poison: pc }
   } finally {
     for (const tr of held.splice(0)) tr.release()
     await Promise.allSettled(pending)
@@ -406,6 +614,7 @@ for (const model of MODEL_NAMES) {
   if (ONLY_MODEL && model !== ONLY_MODEL) continue
   t.test(`DMA stress [${model}]: ${numRuns} × ${runLen} random operations, 2 workers, seed ${SEED}`, async t => {
     const totals = { ops: 0, transfers: 0, held: 0, waits: 0, hazards: 0 }
+    const poison: PoisonCounts = { poisoned: 0, recoveryWrites: 0, partialWrites: 0, scrubs: 0, dmaPoisoned: 0, sigbus: 0, clearsFailed: 0, leftAtEnd: 0 }
     let last: Outcome | undefined
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: runLen, maxLength: runLen }), async ops => {
@@ -416,6 +625,7 @@ for (const model of MODEL_NAMES) {
         totals.held += last.held
         totals.waits += last.waits
         totals.hazards += last.hazards
+        for (const k of Object.keys(poison) as Array<keyof PoisonCounts>) poison[k] += last.poison[k]
         return last.problems.length === 0
       }),
       { seed: SEED + MODEL_NAMES.indexOf(model), numRuns, endOnFailure: !SHRINK, ...(PATH ? { path: PATH } : {}) },
@@ -425,5 +635,6 @@ for (const model of MODEL_NAMES) {
     })
     t.ok(totals.ops > 0, `${totals.ops} operations`)
     t.comment(`${model}: ${totals.ops} ops, ${totals.transfers} transfers (${totals.held} held), ${totals.waits} layout waits, ${totals.hazards} dax-gup hazards; ${gupGaveUp} transfers so far ended in EAGAIN (gup retries exhausted)`)
+    t.comment(`${model} poison: ${poison.poisoned} poison injections, ${poison.recoveryWrites} recovery writes, ${poison.partialWrites} writes refused (part of a poisoned sector), ${poison.scrubs} scrubs, ${poison.dmaPoisoned} transfers failed EHWPOISON, ${poison.sigbus} views SIGBUS, ${poison.clearsFailed} truncates/punch-holes failed EHWPOISON, ${poison.leftAtEnd} sectors poisoned at the end (read EHWPOISON)`)
   })
 }
