@@ -7,14 +7,15 @@ import {
   mkfs as fsMkfs, mount as fsMount,
   type FsDevice, type MkfsOptions, type MountOptions, type PmemFs,
 } from '../fs/index.js'
-import { attachDax, isDaxCapable } from './layer.js'
+import { attachDax, isDaxCapable } from './attach.js'
 import type { DaxMapping } from './mapping.js'
 import type { MmapOptions } from './types.js'
 
 export { PTE_NONE, type MmapOptions, type MappingShare, type DaxMappingLike } from './types.js'
 export { DaxMapping, type ViewSegment, type MemoryFailureEvent, type MappingState } from './mapping.js'
 export { RANGE_STEP, RANGE_SPAN, type MappingCapabilities, type ZapReason } from './range.js'
-export { DaxLayer, FileTree, PMD_PAGES, attachDax, daxOf, isDaxCapable, type Chunk, type DaxStats } from './layer.js'
+export { DaxLayer, FileTree, PMD_PAGES, type Chunk, type DaxStats } from './layer.js'
+export { attachDax, daxOf, isDaxCapable } from './attach.js'
 
 /** Format the device, mount it, attach DAX (on a pmemu Device; a bare FsDevice stub gets a plain fs). */
 export async function mkfs(dev: FsDevice, opts: MkfsOptions = {}): Promise<PmemFs> {

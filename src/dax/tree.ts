@@ -41,3 +41,20 @@ export class FileTree {
   }
 }
 
+
+/** The tree of `node`'s file, made (or remade for a new node of the inode, keeping its entries) on demand. */
+export function treeOf(trees: Map<number, FileTree>, node: FsNode): FileTree {
+  let t = trees.get(node.ino)
+  if (!t || t.node !== node) {
+    const old = t
+    t = new FileTree(node.ino, node)
+    if (old) for (const [c, ch] of old.chunks) t.chunks.set(c, ch)
+    trees.set(node.ino, t)
+  }
+  return t
+}
+
+/** Forget a tree with no mapping and no entry left. */
+export function maybeDropTree(trees: Map<number, FileTree>, t: FileTree): void {
+  if (t.mappings.size === 0 && t.chunks.size === 0 && trees.get(t.ino) === t) trees.delete(t.ino)
+}
