@@ -7,7 +7,7 @@ import type { Benchmark } from './types.js'
 import { memcpyBw, open64g, persistPath, sideTable } from './paths/region.js'
 import { folioPin, getPut, pinSweep, pinUnpin } from './paths/refcount.js'
 import { contention } from './paths/contention.js'
-import { fsTimes } from './paths/fs.js'
+import { fsCreate, fsEmptyBig, fsTimes } from './paths/fs.js'
 import { daxFaults, daxTruncate, unpinToTruncate } from './paths/dax.js'
 import { dmaPaths } from './paths/dma.js'
 import { daxViewFaults } from './paths/range.js'
@@ -18,6 +18,8 @@ export const BENCHMARKS: readonly Benchmark[] = [
   memcpyBw,
   persistPath,
   fsTimes,
+  fsEmptyBig,
+  fsCreate,
   open64g,
   getPut,
   pinUnpin,

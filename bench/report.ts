@@ -138,7 +138,9 @@ function scalarChart(results: BenchResult[], test: (r: BenchResult) => boolean, 
 }
 
 const MODEL_SORT = [...MODEL_NAMES, 'any']
-const MODEL_COLORS = { domain: MODEL_SORT, range: ['#ff7f0e', '#9467bd', '#1f77b4', '#7f7f7f'] }
+// One colour per model in table order (enough for more models than there are), grey for 'any'.
+const PALETTE = ['#ff7f0e', '#d62728', '#9467bd', '#1f77b4', '#2ca02c', '#8c564b']
+const MODEL_COLORS = { domain: MODEL_SORT, range: [...MODEL_NAMES.map((_, i) => PALETTE[i % PALETTE.length]!), '#7f7f7f'] }
 
 /**
  * Bars per path, one per model (grouped), for figures without a C baseline

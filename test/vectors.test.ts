@@ -5,10 +5,8 @@
  * step. Each step's `cite` names the kernel function or posted patch it follows
  * (docs/models-sources.md).
  *
- * Scenarios marked `revised` follow the 2026-12 revision of the table; until a
- * model's revised behaviour is in the page layer they run as tap `todo` (they
- * still run and report). Whether it is in is probed by behaviour, not by field
- * names: see LANDED below.
+ * Scenarios marked `revised` follow the 2026-12 revision of the table (they ran
+ * as tap todo until every model had landed; they are plain tests now).
  */
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
@@ -16,14 +14,13 @@ import { setImmediate as macrotask } from 'node:timers/promises'
 import { openDevice, type Device } from '../src/region/index.js'
 import { mkfs, PTE_NONE, type DaxMapping } from '../src/dax/index.js'
 import type { PmemFile } from '../src/fs/index.js'
-import { isModelName, type ModelName } from '../src/page/index.js'
+import { MODEL_NAMES, type ModelName } from '../src/page/index.js'
 import { isPmemuError } from '../src/errors.js'
 
 const PS = 4096
 const MiB = 1 << 20
 /** The four models of the revised table, in the order the docs use. */
-const VECTOR_MODELS = ['legacy', 'dax-gup-v1', 'dax-gup', 'upstream'] as const
-type VectorModel = typeof VECTOR_MODELS[number]
+const VECTOR_MODELS: readonly ModelName[] = ['legacy', 'dax-gup-v1', 'dax-gup', 'upstream']
 
 type PgmapExpect = number | 'all' | 'base' | `all+${number}` | `base+${number}`
 interface Expect {
@@ -39,7 +36,7 @@ interface Step {
 interface Scenario { name: string; fs: boolean; fileBytes?: number; revised?: boolean; needs?: string; steps: Step[] }
 interface VectorFile { model: string; scenarios: Scenario[] }
 
-const load = (m: VectorModel): VectorFile =>
+const load = (m: ModelName): VectorFile =>
   JSON.parse(readFileSync(new URL(`./vectors/${m}.json`, import.meta.url), 'utf8')) as VectorFile
 
 async function fsDevice(model: ModelName, fileBytes: number): Promise<{ dev: Device; f: PmemFile }> {
@@ -50,59 +47,6 @@ async function fsDevice(model: ModelName, fileBytes: number): Promise<{ dev: Dev
   f.write(new Uint8Array(fileBytes).fill(0x5a), 0)
   await f.fsync()
   return { dev, f }
-}
-
-async function codeOf(fn: () => Promise<unknown>): Promise<string | undefined> {
-  try { await fn() } catch (e) { return isPmemuError(e) ? e.code : String(e) }
-  return undefined
-}
-
-// -------------------------------------------------------------------------------------------
-// Has the revised behaviour landed? Probed through the public API, one row per model.
-// -------------------------------------------------------------------------------------------
-const LANDED: Record<VectorModel, () => Promise<boolean>> = {
-  // bulk pgmap refs at enable (pagemap_range)
-  legacy: async () => {
-    const dev = await openDevice(undefined, { size: '8MiB', model: 'legacy', map: 'mem' })
-    try { return dev.pgmapRefs() === dev.pageCount } finally { await dev.close() }
-  },
-  'dax-gup-v1': async () => isModelName('dax-gup-v1'),
-  // the rework waits for plain gets (refcount 0 after the zap)
-  'dax-gup': async () => {
-    const { dev, f } = await fsDevice('dax-gup', 8 * PS)
-    try {
-      const m = f.mmap(0, 8 * PS, { write: true }) as DaxMapping
-      m.view(0, PS)
-      const pfn = f.pfnAt(0)!
-      dev.pages.get(pfn)
-      const c = await codeOf(() => f.truncate(0, { timeoutMs: 50 }))
-      dev.pages.put(pfn)
-      return c === 'ETIMEDOUT'
-    } finally { await dev.close() }
-  },
-  // unbind waits for pgmap refs only: a held get does not hold it
-  upstream: async () => {
-    const dev = await openDevice(undefined, { size: '8MiB', model: 'upstream', map: 'mem' })
-    try {
-      dev.pages.get(5)
-      return (await codeOf(() => dev.unbind({ timeoutMs: 50 }))) === undefined
-    } finally { await dev.close() }
-  },
-}
-const NEEDS: Record<string, () => Promise<boolean>> = {
-  // a pin on page 6 holds a punch-hole of page 1
-  'whole-file-break': async () => {
-    const { dev, f } = await fsDevice('legacy', 8 * PS)
-    try {
-      const m = f.mmap(0, 8 * PS, { write: true }) as DaxMapping
-      m.populate()
-      const pfn = f.pfnAt(6)!
-      dev.pages.pin(pfn)
-      const c = await codeOf(() => f.punchHole(PS, PS, { timeoutMs: 50 }))
-      dev.pages.unpin(pfn)
-      return c === 'ETIMEDOUT'
-    } finally { await dev.close() }
-  },
 }
 
 function pgmapWanted(e: PgmapExpect, dev: Device, base: number): number {
@@ -118,17 +62,13 @@ function track(p: Promise<unknown>): { p: Promise<unknown>; state: () => string 
   return { p, state: () => s }
 }
 
-/**
- * Replays one scenario. `todo` (a reason, or false) goes on every assertion, so a
- * scenario waiting for its model still runs and reports what differs.
- */
-async function replay(t: Test, model: VectorModel, sc: Scenario, strict: boolean, todo: string | false): Promise<void> {
-  const x = todo ? { todo } : {}
+/** Replays one scenario on a fresh device of its model. */
+async function replay(t: Test, model: ModelName, sc: Scenario, strict: boolean): Promise<void> {
   const fileBytes = sc.fileBytes ?? 8 * PS
   let dev: Device
   let f: PmemFile | undefined
-  if (sc.fs) ({ dev, f } = await fsDevice(model as ModelName, fileBytes))
-  else dev = await openDevice(undefined, { size: '64MiB', model: model as ModelName, pageSize: PS, map: 'mem', strict })
+  if (sc.fs) ({ dev, f } = await fsDevice(model, fileBytes))
+  else dev = await openDevice(undefined, { size: '64MiB', model, pageSize: PS, map: 'mem', strict })
   const base = dev.pgmapRefs()
   const maps = new Map<string, DaxMapping>()
   let lastMap: DaxMapping | undefined
@@ -183,18 +123,18 @@ async function replay(t: Test, model: VectorModel, sc: Scenario, strict: boolean
       try { await run() } catch (e) { err = isPmemuError(e) ? e.code : String(e) }
       const strictThrows = step.expectError === 'strict mode throws here' && strict
       if (strictThrows) {
-        t.equal(err, 'EINVAL', `${label}: strict mode throws EINVAL (${step.cite})`, x)
-        t.same(dev.page(target), before, `${label}: strict left the counters as they were`, x)
+        t.equal(err, 'EINVAL', `${label}: strict mode throws EINVAL (${step.cite})`)
+        t.same(dev.page(target), before, `${label}: strict left the counters as they were`)
       } else if (exp.error) {
-        t.equal(err, exp.error, `${label}: ${exp.error} (${step.cite})`, x)
+        t.equal(err, exp.error, `${label}: ${exp.error} (${step.cite})`)
       } else {
-        t.equal(err, undefined, `${label}: no error`, x)
+        t.equal(err, undefined, `${label}: no error`)
       }
       if (exp.pending !== undefined) {
-        if (!pending) t.fail(`${label}: no async operation to check`, x)
+        if (!pending) t.fail(`${label}: no async operation to check`)
         else {
           if (exp.pending === 'waiting') { await macrotask(); await macrotask() } else await pending.p.catch(() => {})
-          t.equal(pending.state(), exp.pending, `${label}: pending operation ${exp.pending} (${step.cite})`, x)
+          t.equal(pending.state(), exp.pending, `${label}: pending operation ${exp.pending} (${step.cite})`)
           if (exp.pending !== 'waiting') pending = undefined
         }
       }
@@ -205,21 +145,21 @@ async function replay(t: Test, model: VectorModel, sc: Scenario, strict: boolean
       const live = !unbound
       if (live && (exp.refcount ?? exp.mapcount ?? exp.pincount ?? exp.order ?? exp.entry) !== undefined) {
         const s = dev.page(pfn)
-        if (exp.refcount !== undefined) t.equal(s.refcount, exp.refcount, `${label}: refcount${why}`, x)
-        if (exp.mapcount !== undefined) t.equal(s.mapcount, exp.mapcount, `${label}: mapcount${why}`, x)
-        if (exp.pincount !== undefined) t.equal(s.pincount, exp.pincount, `${label}: pincount${why}`, x)
-        if (exp.order !== undefined) t.equal(s.order, exp.order, `${label}: order${why}`, x)
-        if (exp.entry !== undefined) t.equal(s.flags.includes('entry'), exp.entry, `${label}: page-cache entry${why}`, x)
+        if (exp.refcount !== undefined) t.equal(s.refcount, exp.refcount, `${label}: refcount${why}`)
+        if (exp.mapcount !== undefined) t.equal(s.mapcount, exp.mapcount, `${label}: mapcount${why}`)
+        if (exp.pincount !== undefined) t.equal(s.pincount, exp.pincount, `${label}: pincount${why}`)
+        if (exp.order !== undefined) t.equal(s.order, exp.order, `${label}: order${why}`)
+        if (exp.entry !== undefined) t.equal(s.flags.includes('entry'), exp.entry, `${label}: page-cache entry${why}`)
       }
-      if (exp.pgmap !== undefined) t.equal(dev.pgmapRefs(), pgmapWanted(exp.pgmap, dev, base), `${label}: pgmap refs (${exp.pgmap})${why}`, x)
-      if (exp.maybeDmaPinned !== undefined) t.equal(dev.pages.maybeDmaPinned(pfn), exp.maybeDmaPinned, `${label}: maybeDmaPinned${why}`, x)
-      if (exp.mapped !== undefined) t.equal(lastMap!.pte(lastPage * PS) !== PTE_NONE, exp.mapped, `${label}: mapped${why}`, x)
-      if (exp.allocated !== undefined) t.equal(f!.pfnAt(lastPage) !== null, exp.allocated, `${label}: block allocated${why}`, x)
-      if (exp.hazards === '>0') t.ok(((dev.stats() as Record<string, number | undefined>).hazards ?? 0) > 0, `${label}: hazard counted${why}`, x)
-      if (exp.violations === '>0') t.ok(dev.check().length > 0, `${label}: violations > 0${why}`, x)
-      else if (exp.violations !== undefined) t.same(dev.check(), [], `${label}: no violations${why}`, x)
+      if (exp.pgmap !== undefined) t.equal(dev.pgmapRefs(), pgmapWanted(exp.pgmap, dev, base), `${label}: pgmap refs (${exp.pgmap})${why}`)
+      if (exp.maybeDmaPinned !== undefined) t.equal(dev.pages.maybeDmaPinned(pfn), exp.maybeDmaPinned, `${label}: maybeDmaPinned${why}`)
+      if (exp.mapped !== undefined) t.equal(lastMap!.pte(lastPage * PS) !== PTE_NONE, exp.mapped, `${label}: mapped${why}`)
+      if (exp.allocated !== undefined) t.equal(f!.pfnAt(lastPage) !== null, exp.allocated, `${label}: block allocated${why}`)
+      if (exp.hazards === '>0') t.ok(((dev.stats() as Record<string, number | undefined>).hazards ?? 0) > 0, `${label}: hazard counted${why}`)
+      if (exp.violations === '>0') t.ok(dev.check().length > 0, `${label}: violations > 0${why}`)
+      else if (exp.violations !== undefined) t.same(dev.check(), [], `${label}: no violations${why}`)
     }
-    t.equal(pending, undefined, 'no operation left pending', x)
+    t.equal(pending, undefined, 'no operation left pending')
   } finally {
     if (pending) await pending.p.catch(() => {})
     await dev.close()
@@ -238,26 +178,16 @@ t.test('conformance vectors: one file per model, every step cited', async t => {
   t.ok(names.every(n => n === names[0]), 'the four files run the same scenarios')
 })
 
+t.test('the vector models are the table\'s models', async t => {
+  t.same([...MODEL_NAMES].sort(), [...VECTOR_MODELS].sort(), 'one vector file per model of MODEL_NAMES')
+})
+
 for (const model of VECTOR_MODELS) {
   t.test(`vectors: ${model}`, async t => {
-    const landed = await LANDED[model]()
-    const needs = new Map<string, boolean>()
     for (const sc of load(model).scenarios) {
-      let todo: string | false = false
-      if (!isModelName(model)) todo = `model ${model} not in MODELS yet`
-      else if (sc.revised && !landed) todo = `revised ${model} row not landed yet`
-      else if (sc.needs) {
-        if (!needs.has(sc.needs)) needs.set(sc.needs, await NEEDS[sc.needs]!())
-        if (!needs.get(sc.needs)) todo = `needs ${sc.needs}`
-      }
-      const modes = sc.fs ? [false] : [false, true]
-      for (const strict of modes) {
-        await t.test(`${sc.name}${strict ? ' [strict]' : ''}${todo ? ` (todo: ${todo})` : ''}`, async t => {
-          if (!isModelName(model)) { t.fail(`no model ${model}`, { todo }); return }
-          try { await replay(t, model, sc, strict, todo) } catch (e) {
-            if (!todo) throw e
-            t.fail(`replay stopped: ${String(e)}`, { todo })
-          }
+      for (const strict of sc.fs ? [false] : [false, true]) {
+        await t.test(`${sc.name}${strict ? ' [strict]' : ''}`, async t => {
+          await replay(t, model, sc, strict)
         })
       }
     }

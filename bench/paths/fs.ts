@@ -24,7 +24,7 @@ import { nativeShim, openDevice, type Device } from '../../src/region/index.js'
 import type { PmemFile, PmemFs } from '../../src/fs/index.js'
 import type { Benchmark, BenchContext, BenchResult } from '../types.js'
 import { FS_LAYER, MOUNT_LAYER, layer, needLayers } from '../layers.js'
-import { collectGarbage, median, result } from '../measure.js'
+import { collectGarbage, interleave, median, result } from '../measure.js'
 
 export type MountMod = { mkfs(dev: Device, o?: object): Promise<PmemFs>; mount(dev: Device, o?: object): Promise<PmemFs> }
 type FsckMod = { fsck(dev: Device, o?: object): Promise<{ clean: boolean; problems: unknown[] }> }
@@ -217,5 +217,133 @@ export const fsTimes: Benchmark = {
       collectGarbage()
     }
     return out
+  },
+}
+
+/** 'mount-64g' for 64 GiB; 'mount-256m' for the smaller sizes tests use. */
+function sizedPath(base: string, bytes: number): string {
+  return bytes >= GiB ? `${base}-${Math.round(bytes / GiB)}g` : `${base}-${Math.round(bytes / MiB)}m`
+}
+
+/**
+ * mkfs, mount and fsck of an empty fs on a 64 GiB sparse device (tests: the
+ * budget's openBytes): what they cost should follow what is allocated, not the
+ * device (the inode high-water mark; mkfs writes no zeros over the sparse
+ * file). Targets: mount ≤ 50 ms, fsck ≤ 200 ms at 64 GiB.
+ */
+export const fsEmptyBig: Benchmark = {
+  id: 'fs-empty-64g', title: 'mkfs / mount / fsck of an empty fs on a 64 GiB sparse device',
+  paths: ['mkfs-64g', 'mount-64g', 'fsck-64g'], scope: 'global', weight: 1,
+  available: () => needLayers(FS_LAYER, MOUNT_LAYER),
+  covers: (declared, produced) => declared.replace(/-64g$/, '') === produced.replace(/-\d+[gm]$/, ''),
+  async run(ctx): Promise<BenchResult[]> {
+    const m = await layer(MOUNT_LAYER) as unknown as MountMod
+    const { fsck } = await layer(FS_LAYER) as unknown as FsckMod
+    const bytes = ctx.budget.openBytes
+    const rounds = Math.max(3, Math.min(9, ctx.budget.rounds))
+    const file = join(ctx.scratch, `fs-empty-${sizedPath('x', bytes).slice(2)}.pmem`)
+    const dev = await openDevice(file, { size: bytes, create: true, model: 'upstream', pageSize: ctx.dev.pageSize })
+    try {
+      const mk: number[] = []
+      const mo: number[] = []
+      const ck: number[] = []
+      let fs: PmemFs | undefined
+      let problems = 0
+      for (let r = 0; r < rounds; r++) {
+        mk.push(await msOf(async () => { fs = await m.mkfs(dev) }))
+        await fs!.unmount()
+        mo.push(await msOf(async () => { fs = await m.mount(dev) }))
+        await fs!.unmount()
+        ck.push(await msOf(async () => { problems += (await fsck(dev)).problems.length }))
+        collectGarbage()
+      }
+      if (problems) throw new Error(`fsck found ${problems} problem(s) in the empty fs`)
+      const full = bytes >= 64 * GiB
+      const where = `an empty fs on a ${fmtBytes(bytes)} sparse device (${dev.pageCount} blocks)`
+      const rssMiB = process.memoryUsage.rss() / MiB
+      return [
+        result({ path: sizedPath('mkfs', bytes), model: null, unit: 'ms', js: median(mk), jsSamples: mk,
+          note: `public mkfs (format + mount + DAX attached) of ${where}; writes the bitmap and a few blocks, no zeros over the sparse inode table; median of ${rounds}` }),
+        result({ path: sizedPath('mount', bytes), model: null, unit: 'ms', js: median(mo), jsSamples: mo, maxValue: full ? 50 : undefined,
+          note: `public mount of ${where}: superblock, journal check, bitmap, the inode table up to its high-water mark; median of ${rounds}` }),
+        result({ path: sizedPath('fsck', bytes), model: null, unit: 'ms', js: median(ck), jsSamples: ck, maxValue: full ? 200 : undefined,
+          note: `fsck (read-only) of ${where}; median of ${rounds}; process RSS after: ${rssMiB.toFixed(0)} MiB` }),
+      ]
+    } finally {
+      await dev.close()
+      rmSync(file, { force: true })
+      collectGarbage()
+    }
+  },
+}
+
+/**
+ * File creation: openSync(path, 'w') + one 4 KiB write + closeSync per file
+ * on a pmemu fs, next to the same loop on node:fs in a directory of the
+ * region's own fs (tmpfs /dev/shm by default) — both sides synchronous, timed
+ * paired: a block of files on each side per round, in rotating order, the
+ * files removed (untimed) after each block. The "C" column is node:fs (libuv's
+ * open/write/close syscalls into the kernel's tmpfs). Target ≤ 2.0× node:fs.
+ */
+export const fsCreate: Benchmark = {
+  id: 'fs-create', title: 'file creation (open + 4 KiB write + close) vs node:fs',
+  paths: ['create-4k'], scope: 'global', weight: 1,
+  available: () => needLayers(FS_LAYER, MOUNT_LAYER),
+  async run(ctx): Promise<BenchResult[]> {
+    const nodeFs = await import('node:fs')
+    const m = await layer(MOUNT_LAYER) as unknown as MountMod
+    const file = join(ctx.scratch, 'fs-create.pmem')
+    const dev = await openDevice(file, { size: 64 * MiB, create: true, model: 'upstream', pageSize: ctx.dev.pageSize })
+    const dirBase = nodeFs.mkdtempSync(join(ctx.scratch, 'node-create-'))
+    const fs = await m.mkfs(dev, { label: 'pmemu-bench' })
+    const data = new Uint8Array(4 * KiB).fill(0x5a)
+    const per = ctx.quick ? 50 : 100
+    let serial = 0
+    try {
+      fs.mkdirSync('/c')
+      const pmemuSide = (): number => {
+        const names: string[] = []
+        const base = serial++
+        const t0 = process.hrtime.bigint()
+        for (let i = 0; i < per; i++) {
+          const p = `/c/f${base}-${i}`
+          const f = fs.openSync(p, 'w')
+          f.write(data, 0)
+          f.closeSync()
+          names.push(p)
+        }
+        const ns = Number(process.hrtime.bigint() - t0)
+        for (const p of names) fs.unlinkSync(p)
+        return ns / per
+      }
+      const nodeSide = (): number => {
+        const names: string[] = []
+        const base = serial++
+        const t0 = process.hrtime.bigint()
+        for (let i = 0; i < per; i++) {
+          const p = join(dirBase, `f${base}-${i}`)
+          const fd = nodeFs.openSync(p, 'w')
+          nodeFs.writeSync(fd, data, 0, data.length, 0)
+          nodeFs.closeSync(fd)
+          names.push(p)
+        }
+        const ns = Number(process.hrtime.bigint() - t0)
+        for (const p of names) nodeFs.unlinkSync(p)
+        return ns / per
+      }
+      const [js, c] = interleave([pmemuSide, nodeSide], ctx.budget.pairs)
+      return [result({
+        path: 'create-4k', model: null, unit: 'µs', js: 0, paired: { js: js!.map(x => x / 1e3), c: c!.map(x => x / 1e3) }, maxRatio: 2,
+        note: `openSync(path, 'w') + write of 4 KiB + closeSync, ${per} files per block into one directory, on a pmemu fs (public mount, DAX attached, ` +
+          `durability '${fs.durability}') and, as the C column, node:fs openSync/writeSync/closeSync in ${dirBase.replace(/[^/]*$/, '')} ` +
+          `(the same fs as the bench region: tmpfs /dev/shm by default); paired, ${ctx.budget.pairs} rounds; files removed after each block (untimed)`,
+      })]
+    } finally {
+      await fs.unmount()
+      await dev.close()
+      rmSync(file, { force: true })
+      rmSync(dirBase, { recursive: true, force: true })
+      collectGarbage()
+    }
   },
 }

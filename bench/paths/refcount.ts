@@ -204,7 +204,7 @@ export const folioPin: Benchmark = {
     }
     const t = table(dev)
     const pages = dev.pages
-    const folio = ctx.model === 'upstream'
+    const folio = ctx.model !== null && MODELS[ctx.model].folios // the model's table says whether 2 MiB extents are folios
     if (folio) dev.table.makeFolio(head)
     try {
       const n = Math.max(1, Math.floor(b.block / 8))

@@ -6,18 +6,35 @@ import { type Extent, FIRST_FREE_INO, HUGE_BYTES, type Inode, isDir, QUARANTINE_
 import type { FsState } from './state.js'
 import { mut, type Tx } from './tx.js'
 
+/**
+ * A free inode number: a free slot below the high-water mark when there is
+ * one (searched from the cursor, round-robin), else the mark itself (the
+ * commit raises the superblock's). Inode numbers stay dense, so mount and
+ * fsck, which read the table up to the mark, cost what is used.
+ */
 export function allocIno(st: FsState, tx: Tx, syscall: string, path: string): number {
-  const n = st.sb.inodeCount
-  for (let k = 0; k < n; k++) {
-    const ino = ((st.inoCursor - FIRST_FREE_INO + k) % (n - FIRST_FREE_INO)) + FIRST_FREE_INO
-    if (!st.inodes[ino] && !st.reservedInos.has(ino) && !tx.inodes.has(ino)) {
-      st.reservedInos.add(ino)
-      tx.newInos.push(ino)
-      st.inoCursor = ino + 1
-      return ino
+  const high = st.inoHigh
+  const used = st.sb.inodeCount - 1 - st.freeInodeCount // slots in use, from 1
+  if (high - 1 - used - st.reservedInos.size > 0) {
+    const span = high - FIRST_FREE_INO
+    const from = Math.max(0, st.inoCursor - FIRST_FREE_INO) % span
+    for (let k = 0; k < span; k++) {
+      const ino = ((from + k) % span) + FIRST_FREE_INO
+      if (!st.inodes[ino] && !st.reservedInos.has(ino) && !tx.inodes.has(ino)) return reserveIno(st, tx, ino)
     }
   }
+  if (high < st.sb.inodeCount) {
+    st.inoHigh = high + 1
+    return reserveIno(st, tx, high)
+  }
   throw pmemError('ENOSPC', syscall, 'no free inodes', { path })
+}
+
+function reserveIno(st: FsState, tx: Tx, ino: number): number {
+  st.reservedInos.add(ino)
+  tx.newInos.push(ino)
+  st.inoCursor = ino + 1
+  return ino
 }
 
 export function newInode(st: FsState, tx: Tx, ino: number, mode: number, parent: number): Inode {

@@ -3,8 +3,9 @@ import { pmemError } from '../errors.js'
 import { allocRun } from './alloc.js'
 import { equalBytes } from './check.js'
 import { mapBlock } from './extents.js'
+import { nextInodeHigh, raiseInodeHigh } from './inodehigh.js'
 import { RecordBuilder } from './journal.js'
-import { encodeDirBlock, encodeInode, encodeOverflow, encodeSuperblock, extentsPerOverflow, INLINE_EXTENTS, INODE_SIZE, overflowBlocksFor } from './layout.js'
+import { encodeDirBlock, encodeInode, encodeOverflow, encodeSuperblock, extentsPerOverflow, INLINE_EXTENTS, INODE_SIZE, overflowBlocksFor, } from './layout.js'
 import type { FsState } from './state.js'
 import { abort, type Tx, txInode } from './tx.js'
 
@@ -50,6 +51,7 @@ export function prepare(st: FsState, tx: Tx): RecordBuilder {
         rb.write(p * bs, encodeDirBlock(bs, dino, blk.entries))
       }
     }
+    planInodeHigh(st, tx)
     if (tx.sb) rb.write(0, encodeSuperblock(tx.sb))
     for (const [p, n] of tx.allocated) rb.bits(true, p, n)
     for (const [p, n] of tx.freed) rb.bits(false, p, n)
@@ -66,6 +68,10 @@ export function prepare(st: FsState, tx: Tx): RecordBuilder {
 /** Journal the prepared records, then install the transaction in memory. */
 export function journalAndInstall(st: FsState, tx: Tx, rb: RecordBuilder): void {
   try {
+    if (tx.zeroInodes) {
+      raiseInodeHigh(st.device, st.sb, ...tx.zeroInodes)
+      st.inodeHigh = tx.zeroInodes[1]
+    }
     st.journal.commit(rb, tx.op)
   } catch (e) {
     // A crash-point hook threw (simulated power loss) or the device failed mid-commit.
@@ -89,6 +95,13 @@ export function journalAndInstall(st: FsState, tx: Tx, rb: RecordBuilder): void 
     for (const [name, idx] of ov.index) d.index.set(name, idx)
   }
   if (tx.sb) st.sb = tx.sb
+}
+
+/** An inode at or past the durable high-water mark: the commit raises the mark to cover it (zeroInodes). */
+function planInodeHigh(st: FsState, tx: Tx): void {
+  let need = st.inodeHigh
+  for (const [ino, inode] of tx.inodes) if (inode && ino >= need) need = ino + 1
+  tx.zeroInodes = need > st.inodeHigh ? [st.inodeHigh, nextInodeHigh(st.sb, need)] : undefined
 }
 
 export function commit(st: FsState, tx: Tx): void {

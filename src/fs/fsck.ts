@@ -27,10 +27,12 @@ import { mountState, unmountSync } from './mount.js'
 import { attachLost as attachLostFound } from './ops.js'
 import { isMounted, type FsState } from './state.js'
 import type { ProgressFn } from './types.js'
+import { Bitmap, fillBits } from './bitmap.js'
+import { readInodeHigh, writeInodeHigh } from './inodehigh.js'
 import { Journal } from './journal.js'
 import {
   decodeDirBlock, decodeInode, decodeOverflow, decodeSuperblock, DT_DIR, DT_REG, encodeDirBlock, encodeInode, encodeOverflow,
-  encodeSuperblock, extentsPerOverflow, hasSbMagic, IFLAG_QUARANTINE, INLINE_EXTENTS, INODE_SIZE, isDir, isReg,
+  encodeSuperblock, extentsPerOverflow, FIRST_FREE_INO, hasSbMagic, IFLAG_QUARANTINE, INLINE_EXTENTS, INODE_SIZE, isDir, isReg,
   MAX_LOGICAL_BLOCKS, overflowBlocksFor, QUARANTINE_INO, ROOT_INO, S_IFDIR, S_IFREG, SB_SIZE, STATE_CLEAN,
   type DirEntry, type Extent, type Inode, type Superblock,
 } from './layout.js'
@@ -175,9 +177,8 @@ class Checker {
       else this.problems.push(`primary superblock: ${p}`, `backup superblock: ${b}`)
       return this.result(8)
     }
-    const sb = this.sb
     // ---------------------------------------------------------------- journal
-    const journal = new Journal(dev, sb)
+    const journal = new Journal(dev, this.sb)
     const j = journal.inspect()
     if (j.state === 'committed') {
       if (dev.readOnly) this.problem(`journal transaction ${j.seq} needs recovery (read-only device)`)
@@ -189,10 +190,16 @@ class Checker {
       this.problem(j.why)
       if (this.repair) { journal.clear(); this.writes = true }
     }
+    const sb = this.sb
+    // The inode high-water mark: slots from it on are free and not read. Both
+    // copies damaged: the whole table is read, and repair writes the mark anew.
+    const mark = readInodeHigh(dev, sb)
+    for (const why of mark.problems) this.problem(why)
+    const markBad = mark.problems.length > 0
+    const count = mark.high ?? sb.inodeCount
     // ----------------------------------------------------------------- inodes
     const dataStart = sb.dataStart
     const dataEnd = sb.backupBlock
-    const count = sb.inodeCount
     this.inodes = new Array(count)
     const itOff = sb.inodeTableStart * bs
     const per = Math.max(1, (1 << 20) / INODE_SIZE)
@@ -417,10 +424,30 @@ class Checker {
     const bmOff = sb.bitmapStart * bs
     const bm = this.read(bmOff, sb.bitmapBlocks * bs)
     // Orphan release is recovery: their blocks go back to the on-disk bitmap first.
-    for (const [p0, n0] of this.releasedRuns) for (let x = p0; x < p0 + n0; x++) bm[x >> 3]! &= ~(1 << (x & 7))
+    for (const [p0, n0] of this.releasedRuns) fillBits(bm, p0, n0, false)
+    // The bitmap ownership says: the metadata, and each surviving extent and
+    // extent block where its inode still owns it (owner[x] !== 0 exactly
+    // there), set run by run — O(used blocks), not O(device). Compared a byte
+    // at a time, bit by bit only in a byte that differs.
+    const wantBm = new Bitmap(N)
+    wantBm.setRange(0, Math.min(dataStart, N))
+    wantBm.setRange(N - 1, 1)
+    const claim = (ino: number, p0: number, n0: number): void => {
+      let s0 = -1
+      for (let x = p0; x <= p0 + n0; x++) {
+        const mine = x < p0 + n0 && owner[x] === ino
+        if (mine && s0 < 0) s0 = x
+        else if (!mine && s0 >= 0) { wantBm.setRange(s0, x - s0); s0 = -1 }
+      }
+    }
+    for (const m of this.inodes) {
+      if (!m || m.freed) continue
+      for (const x of m.overflow) claim(m.ino, x, 1)
+      for (const e of m.extents) claim(m.ino, e.p, e.n)
+    }
+    const used = N - wantBm.free
     const want = new Uint8Array(bm.length)
-    let used = 0
-    for (let x = 0; x < N; x++) if (owner[x] !== 0) { want[x >> 3]! |= 1 << (x & 7); used++ }
+    want.set(wantBm.bytes)
     let runStart = -1
     let runKind = ''
     const flush = (end: number): void => {
@@ -428,18 +455,21 @@ class Checker {
       const span = end - 1 === runStart ? `block ${runStart}` : `blocks ${runStart}..${end - 1}`
       this.problem(runKind === 'leak' ? `bitmap: ${span} marked in use but owned by nobody` : `bitmap: ${span} in use but marked free`, 'bitmap')
       runStart = -1
+      runKind = ''
     }
-    for (let x = 0; x < N; x++) {
-      const have = (bm[x >> 3]! >> (x & 7)) & 1
-      const should = (want[x >> 3]! >> (x & 7)) & 1
-      const kind = have === should ? '' : have ? 'leak' : 'missing'
-      if (kind !== runKind || !kind) flush(x)
-      if (kind && runStart < 0) { runStart = x; runKind = kind }
-      if (!kind) runKind = ''
+    let bitmapWrong = false
+    for (let i = 0; i < bm.length; i++) {
+      if (bm[i] === want[i]) { if (runStart >= 0) flush(Math.min(N, i * 8)); continue }
+      bitmapWrong = true
+      for (let x = i * 8, end = Math.min(N, x + 8); x < end; x++) {
+        const have = (bm[i]! >> (x & 7)) & 1
+        const should = (want[i]! >> (x & 7)) & 1
+        const kind = have === should ? '' : have ? 'leak' : 'missing'
+        if (kind !== runKind || !kind) flush(x)
+        if (kind && runStart < 0) { runStart = x; runKind = kind }
+      }
     }
     flush(N)
-    let bitmapWrong = false
-    for (let i = 0; i < bm.length; i++) if (bm[i] !== want[i]) { bitmapWrong = true; break }
     // ------------------------------------------------------------------ writes
     const writeAll = this.repair
     for (let ino = 1; ino < count; ino++) {
@@ -450,6 +480,12 @@ class Checker {
       this.writeInode(m)
     }
     if (writeAll) for (const [pfn, data] of this.dirWrites) this.put(pfn * bs, data)
+    if (writeAll && markBad) {
+      let top = FIRST_FREE_INO
+      for (let ino = count - 1; ino >= FIRST_FREE_INO; ino--) if (this.inodes[ino] && !this.inodes[ino]!.freed) { top = ino + 1; break }
+      writeInodeHigh(dev, sb, Math.max(top, mark.high ?? 0))
+      this.writes = true
+    }
     if (writeAll && bitmapWrong) this.put(bmOff, want)
     else if (this.releasedRuns.length > 0) this.put(bmOff, bm)
     if (writeAll && this.problems.length > 0) this.put(0, encodeSuperblock({ ...sb, state: STATE_CLEAN }))
@@ -459,7 +495,7 @@ class Checker {
     for (const m of this.inodes) if (m && !m.freed) { usedInodes++; if (isDir(m.mode)) dirs++; else files++ }
     const q = this.inodes[QUARANTINE_INO]!.extents.reduce((s, e) => s + e.n, 0)
     const r = this.result(this.problems.length === 0 ? 0 : this.repair ? 1 : 4, writeAll ? attach : [])
-    r.summary = { blocks: N, freeBlocks: N - used, inodes: count - 1, usedInodes, files: files - 1, directories: dirs, quarantinedBlocks: q }
+    r.summary = { blocks: N, freeBlocks: N - used, inodes: sb.inodeCount - 1, usedInodes, files: files - 1, directories: dirs, quarantinedBlocks: q }
     this.progress?.({ phase: 'done', done: 1, total: 1 })
     this.log.debug({ problems: r.problems.length }, 'fsck pass done')
     return r

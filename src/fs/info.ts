@@ -1,6 +1,7 @@
 /** Read-only file-system summary for `pmemu info` (does not mount, writes nothing). */
 import type { FsDevice } from './device.js'
 import { checkDevice, formatUuid, isMounted } from './fs.js'
+import { readInodeHigh } from './inodehigh.js'
 import { Journal } from './journal.js'
 import { decodeSuperblock, INODE_SIZE, isAllZero, SB_SIZE, STATE_CLEAN } from './layout.js'
 
@@ -39,8 +40,9 @@ export function fsInfo(dev: FsDevice): FsSummary {
   let usedInodes = 0
   const chunk = 4096
   const buf = new Uint8Array(chunk * INODE_SIZE)
-  for (let first = 0; first < sb.inodeCount; first += chunk) {
-    const n = Math.min(chunk, sb.inodeCount - first)
+  const high = readInodeHigh(dev, sb).high ?? sb.inodeCount // slots from the high-water mark on are free
+  for (let first = 0; first < high; first += chunk) {
+    const n = Math.min(chunk, high - first)
     const v = buf.subarray(0, n * INODE_SIZE)
     dev.read(sb.inodeTableStart * bs + first * INODE_SIZE, v)
     for (let k = 0; k < n; k++) if (first + k > 0 && !isAllZero(v, k * INODE_SIZE, (k + 1) * INODE_SIZE)) usedInodes++

@@ -8,6 +8,16 @@ import { crc32c } from '../util/crc32c.js'
 
 export const SB_MAGIC = 'PMEMUFS1'
 export const FS_VERSION = 1
+/**
+ * Feature flag: the superblock's block carries the inode high-water mark
+ * record (below): every inode slot from the mark on is free and never read,
+ * so mount and fsck read [0, mark) of the inode table, not all of it, and
+ * mkfs does not zero the table. Images without the flag (older mkfs) are
+ * read whole, as before.
+ */
+export const FEATURE_INODE_HIGH = 1
+/** Every feature flag this pmemu reads; any other bit: refuse to mount. */
+export const KNOWN_FEATURES = FEATURE_INODE_HIGH
 export const SB_SIZE = 512
 export const SB_CRC_OFF = SB_SIZE - 4
 export const INODE_SIZE = 256
@@ -159,7 +169,7 @@ export function decodeSuperblock(b: Uint8Array, dev: { pageSize: number; pageCou
 
 function checkGeometry(sb: Superblock, dev: { pageSize: number; pageCount: number }): string | undefined {
   if (sb.version !== FS_VERSION) return `unsupported version ${sb.version} (this pmemu reads version ${FS_VERSION})`
-  if (sb.features !== 0) return `unknown feature flags 0x${sb.features.toString(16)}`
+  if ((sb.features & ~KNOWN_FEATURES) !== 0) return `unknown feature flags 0x${(sb.features & ~KNOWN_FEATURES).toString(16)} (this pmemu knows 0x${KNOWN_FEATURES.toString(16)})`
   if (sb.blockSize !== dev.pageSize) return `block size ${sb.blockSize} does not match the device page size ${dev.pageSize}`
   if (sb.blockCount !== dev.pageCount) return `superblock says ${sb.blockCount} blocks, the device has ${dev.pageCount}`
   if (sb.inodeSize !== INODE_SIZE) return `inode size ${sb.inodeSize} (expected ${INODE_SIZE})`
@@ -180,6 +190,40 @@ function checkGeometry(sb: Superblock, dev: { pageSize: number; pageCount: numbe
   if (sb.backupBlock !== N - 1) return `backup superblock at ${sb.backupBlock} (expected ${N - 1})`
   if (sb.dataStart >= sb.backupBlock) return 'no room for data blocks'
   return undefined
+}
+
+// ------------------------------------------------- inode high-water mark record
+
+/**
+ * The inode high-water mark record: 12 bytes at byte 512 of block 0 and of
+ * the backup block (right after each superblock, inside one 64-byte cache
+ * line, so a crash keeps all of it or none): magic 'PMHW', the mark, crc32c of
+ * the first 8 bytes. Raised (never lowered) with a store of its own, after the
+ * slots it newly covers are zeroed and before the transaction that uses them
+ * commits; not part of the superblock's crc, so it is not journaled.
+ */
+export const HWM_OFF = 512
+export const HWM_SIZE = 12
+export const HWM_MAGIC = 0x57484d50 // 'PMHW'
+
+export function encodeInodeHigh(high: number): Uint8Array {
+  const b = new Uint8Array(HWM_SIZE)
+  const v = dv(b)
+  v.setUint32(0, HWM_MAGIC, true)
+  v.setUint32(4, high, true)
+  v.setUint32(8, crc32c(b, 0, 8), true)
+  return b
+}
+
+/** The mark, or what is wrong with the record. */
+export function decodeInodeHigh(b: Uint8Array, inodeCount: number): number | string {
+  if (b.length < HWM_SIZE) return 'inode high-water mark record truncated'
+  const v = dv(b)
+  if (v.getUint32(0, true) !== HWM_MAGIC) return 'inode high-water mark record: bad magic'
+  if (crc32c(b, 0, 8) !== v.getUint32(8, true)) return 'inode high-water mark record: checksum mismatch'
+  const high = v.getUint32(4, true)
+  if (high < FIRST_FREE_INO || high > inodeCount) return `inode high-water mark ${high} is outside ${FIRST_FREE_INO}..${inodeCount}`
+  return high
 }
 
 // --------------------------------------------------------------------- geometry

@@ -7,6 +7,7 @@ import { commit } from './commit.js'
 import { metaRead } from './dataio.js'
 import type { FsDevice } from './device.js'
 import { lastEnd } from './extents.js'
+import { readInodeHigh } from './inodehigh.js'
 import { freeRange, releaseInode } from './inodes.js'
 import { checkExtents, decodeInode, decodeOverflow, decodeSuperblock, extentsPerOverflow, FIRST_FREE_INO, IFLAG_QUARANTINE, INLINE_EXTENTS, INODE_SIZE, isDir, isReg, MAX_LOGICAL_BLOCKS, overflowBlocksFor, QUARANTINE_INO, ROOT_INO, SB_SIZE, STATE_CLEAN, STATE_MOUNTED } from './layout.js'
 import { FsState, mountedOn } from './state.js'
@@ -78,15 +79,19 @@ export function loadAll(st: FsState): void {
   st.bitmap = new Bitmap(sb.blockCount, bm)
   for (let b = 0; b < sb.dataStart; b++) if (!st.bitmap.get(b)) throw st.corrupt(`bitmap: metadata block ${b} is marked free`)
   if (!st.bitmap.get(sb.backupBlock)) throw st.corrupt('bitmap: the backup superblock block is marked free')
-  // Inodes.
-  st.inodes = new Array(sb.inodeCount)
+  // Inodes: the slots below the high-water mark (all of them on an image without one).
+  const mark = readInodeHigh(dev, st.sb)
+  if (mark.high === undefined) throw st.corrupt(`${mark.problems.join('; ')}; run fsck with repair`)
+  const high = mark.high
+  st.inodes = new Array(high)
+  st.inodeHigh = st.inoHigh = high
   const perRead = Math.max(1, Math.floor((1 << 20) / INODE_SIZE))
   const buf = new Uint8Array(perRead * INODE_SIZE)
   const ovf = new Uint8Array(bs)
   const dataEnd = sb.backupBlock
   let used = 0
-  for (let first = 0; first < sb.inodeCount; first += perRead) {
-    const count = Math.min(perRead, sb.inodeCount - first)
+  for (let first = 0; first < high; first += perRead) {
+    const count = Math.min(perRead, high - first)
     const view = buf.subarray(0, count * INODE_SIZE)
     metaRead(st, sb.inodeTableStart * bs + first * INODE_SIZE, view, 'inode table')
     for (let k = 0; k < count; k++) {

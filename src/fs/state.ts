@@ -45,6 +45,10 @@ export class FsState {
   inodes: Array<Inode | undefined> = []
   reservedInos = new Set<number>()
   inoCursor = FIRST_FREE_INO
+  /** The durable inode high-water mark (inodehigh.ts; inodeCount on an image without one); set by mount. */
+  inodeHigh: number
+  /** Where allocation hands out new inode numbers from: inodeHigh or above (commit raises inodeHigh to cover them). */
+  inoHigh: number
   freeInodeCount = 0
   dirs = new Map<number, DirMem>()
   nodes = new Map<number, FsNode>()
@@ -73,6 +77,7 @@ export class FsState {
     this.journal = new Journal(dev, sb)
     this.journal.hook = opts.onCrashPoint
     this.allocCursor = sb.dataStart
+    this.inodeHigh = this.inoHigh = sb.inodeCount
     this.log = subsystemLogger(rootLogger(opts.logger ?? (dev as { log?: Logger }).log), 'fs')
   }
 

@@ -10,6 +10,8 @@ export class Tx {
   newInos: number[] = []
   dirs = new Map<number, DirOverlay>()
   sb: Superblock | undefined
+  /** Inode slots [from, to) the commit zeroes before raising the high-water mark to `to`. */
+  zeroInodes: [number, number] | undefined
   constructor(readonly op: string) {}
 }
 
