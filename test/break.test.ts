@@ -182,6 +182,27 @@ for (const model of MODEL_NAMES) {
     m.unmap()
   })
 
+  t.test(`${model}: an unlinked file pinned past its last unmap is freed when the pin goes (the final break)`, async t => {
+    const { dev, fs, f } = await setup(model)
+    t.teardown(() => dev.close())
+    const m = mmap(f, 0, PAGES * PS, { write: true })
+    m.populate()
+    const p = f.pfnAt(2)!
+    dev.pages.pin(p)
+    const free0 = fs.statfs().free
+    await f.close()
+    await fs.unlink('/f')
+    m.unmap()
+    await macrotask()
+    t.equal(fs.statfs().free, free0, 'release deferred while pinned')
+    t.equal(daxOf(fs)!.stats().entries, MODELS[model].breakEntries === 'scope-before-wait' ? 0 : PAGES,
+      'entries that hold page refs are dropped before the wait')
+    dev.pages.unpin(p)
+    for (let i = 0; i < 5 && fs.statfs().free === free0; i++) await macrotask()
+    t.equal(fs.statfs().free, free0 + PAGES, 'freed after the unpin')
+    t.same(dev.check(), [], 'clean, no hazard')
+  })
+
   t.test(`${model}: partial munmap of PTE and PMD mappings`, async t => {
     const pages = 2 * FOLIO_PAGES
     const { dev, fs, f } = await setup(model, { pages })
