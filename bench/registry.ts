@@ -11,6 +11,7 @@ import { fsCreate, fsEmptyBig, fsTimes } from './paths/fs.js'
 import { daxFaults, daxTruncate, unpinToTruncate } from './paths/dax.js'
 import { dmaPaths } from './paths/dma.js'
 import { daxViewFaults } from './paths/range.js'
+import { crashExplore } from './paths/crash.js'
 
 export const BENCHMARKS: readonly Benchmark[] = [
   sideTable,
@@ -30,4 +31,5 @@ export const BENCHMARKS: readonly Benchmark[] = [
   daxTruncate,
   unpinToTruncate,
   dmaPaths,
+  crashExplore,
 ]

@@ -7,11 +7,11 @@ import type { Device } from '../src/region/index.js'
 import type { ModelName } from '../src/region/types.js'
 
 export type { ModelName }
-export type Unit = 'ns/op' | 'ns/page' | 'GB/s' | 'ms' | 'B/page' | 'MiB' | 'µs'
+export type Unit = 'ns/op' | 'ns/page' | 'GB/s' | 'ms' | 'B/page' | 'MiB' | 'µs' | 'states/s'
 
-/** Is bigger better (GB/s) or smaller better (everything else)? */
+/** Is bigger better (GB/s, states/s) or smaller better (everything else)? */
 export function higherIsBetter(unit: Unit): boolean {
-  return unit === 'GB/s'
+  return unit === 'GB/s' || unit === 'states/s'
 }
 
 /** Spread of repeated samples: min, 10th and 90th percentile, max, and how many samples (docs/api-contract.md). */

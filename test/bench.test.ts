@@ -11,7 +11,7 @@ import {
 import { runBenchCommand } from '../src/cli/bench.js'
 import { MODEL_NAMES } from '../src/page/index.js'
 
-const UNITS = new Set(['ns/op', 'ns/page', 'GB/s', 'ms', 'B/page', 'MiB', 'µs'])
+const UNITS = new Set(['ns/op', 'ns/page', 'GB/s', 'ms', 'B/page', 'MiB', 'µs', 'states/s'])
 const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pmemu-bench-test-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 

@@ -139,6 +139,37 @@ t.test('bad input: unknown profile, verify throwing non-Errors, nondeterministic
   t.match(r.firstFailure!.message, /not deterministic: operation 0 was open\('\/y'.* and open\('\/x'/)
 })
 
+t.test('replaying a crash state onto a workload that diverged: EINVAL naming the operation, not a TypeError', async t => {
+  const bad = await forEachCrash(replace(false), replaceVerify, { ...opts, durability: 'posix', maxFailures: 1 })
+  const f = bad.firstFailure!
+  t.equal(f.at.kind, 'ops')
+  if (f.at.kind !== 'ops') return
+  t.equal(f.at.trace.length, f.at.of, 'the failure carries its recorded trace')
+  t.match(f.at.trace[f.at.index - 1], { call: /^rename\('\/db\.tmp' → '\/db'\)/, site: /crash-explore\.test\.ts:\d+/ })
+  // the fixed workload fsyncs the temp file before the rename: its operation there is another one
+  const fixedErr = await replayCrash(replace(true), replaceVerify, f).then(() => undefined, (e: unknown) => e) as Record<string, unknown>
+  t.match(fixedErr, { code: 'EINVAL', syscall: 'replayCrash', point: f.point, operation: f.at.index - 1 })
+  t.match(fixedErr.message, /operation \d+ was rename\('\/db\.tmp' → '\/db'\) at crash-explore\.test\.ts:\d+ when the state was recorded and is fsync\('\/db\.tmp'\) at crash-explore\.test\.ts:\d+ now/)
+  t.match(fixedErr, { recorded: /^rename/, replayed: /^fsync/ })
+  // an unrelated workload diverges at its first operation
+  await t.rejects(replayCrash(create(true), createVerify, f), { code: 'EINVAL', operation: 0, message: /operation 0 was open\('\/db'.* and is open\('\/new'/ })
+  // a workload that stops early
+  const short: Workload = async ({ fs }) => { const x = await fs.open('/db', 'w'); x.write(enc('v1'), 0); await x.close() }
+  await t.rejects(replayCrash(short, replaceVerify, f), { code: 'EINVAL', message: /operation 2 was fsync\('\/db'\).* and is \(no operation\) now/ })
+  // the same workload still replays; a point without its trace still works as before
+  t.equal((await replayCrash(replace(false), replaceVerify, f))?.message, f.message)
+  t.equal((await replayCrash(replace(false), replaceVerify, { seed: f.seed, point: f.point, durability: 'posix', size: opts.size }))?.message, f.message)
+  // bad points and options are typed too
+  for (const point of ['ops:x:1', 'ops:1', Symbol('p'), 7n]) {
+    await t.rejects(replayCrash(replace(false), replaceVerify, { seed: f.seed, point: point as string, durability: 'posix', size: opts.size }), { code: 'EINVAL', syscall: 'replayCrash' })
+  }
+  await t.rejects(replayCrash(replace(false), replaceVerify, { seed: f.seed, point: 'ops:1:ffff', durability: 'posix', size: opts.size }), { code: 'EINVAL', message: /not a state 'posix' allows/ })
+  await t.rejects(replayCrash(replace(false), replaceVerify, { seed: f.seed, point: 'ops:99:0', durability: 'posix', size: opts.size }), { code: 'EINVAL', message: /it made \d+ operations, the state is after operation 99/ })
+  await t.rejects(replayCrash(replace(false), replaceVerify, undefined as unknown as typeof f), { code: 'EINVAL' })
+  await t.rejects(replayCrash(replace(false), replaceVerify, { seed: 1, point: 'crash-point:x' }), { code: 'EINVAL' })
+  await t.rejects(forEachCrash(null as unknown as Workload, replaceVerify), { code: 'EINVAL', syscall: 'forEachCrash' })
+})
+
 t.test('errors after the cut count as expected even re-wrapped without cause; a predicate decides otherwise', async t => {
   const w: Workload = async ({ fs }) => {
     await fs.mkdir('/a')

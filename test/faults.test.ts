@@ -517,7 +517,7 @@ t.test('forEachCrash reports unexpected workload errors and rejects a broken dry
   t.ok(r.failures.length > 0)
   t.ok(r.failures.every(f => f.phase === 'workload' && (f.error as Error).message === 'not an I/O error'))
   await t.rejects(forEachCrash(() => { throw new Error('always') }, () => undefined, { size: '8MiB' }), { message: 'always' })
-  await t.rejects(forEachCrash(async () => undefined, () => undefined, { keep: 'some' as 'all', size: '8MiB' }), TypeError)
+  await t.rejects(forEachCrash(async () => undefined, () => undefined, { keep: 'some' as 'all', size: '8MiB' }), { code: 'EINVAL', syscall: 'forEachCrash' })
 })
 
 // ------------------------------------------------------------------------------------ unbind

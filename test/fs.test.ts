@@ -1004,7 +1004,8 @@ t.test('crash at every journal crash point, keep none/all/random', async t => {
   const dry = await crashWorkload(dev, crashOps, -1)
   const total = dry.points
   await dry.fs.unmount()
-  t.ok(total >= 20 * CRASH_POINTS.length, `${total} crash points in the workload`)
+  // 18 transactions since close no longer commits the times a write's own transaction already wrote
+  t.ok(total >= 16 * CRASH_POINTS.length, `${total} crash points in the workload`)
   let checked = 0
   let bad = 0
   for (let k = 0; k < total; k++) {

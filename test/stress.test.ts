@@ -12,7 +12,7 @@
  * one small and sparse), for every model. After the sequence, everything is
  * released and awaited (a truncate or punch-hole that waits on a held
  * transfer is only awaited after the release: no sleeps anywhere), then:
- * no pin and no plain get left, `dev.check()` is [] (in dax-gup the plain-get
+ * no pin and no plain get left, `dev.check()` is [] (in dax-gup-v1 the plain-get
  * use-after-free hazard is the only kind allowed: SPEC §3), every file has the
  * size of its last truncate, and no byte is lost: a byte model of every
  * store (DMA and CPU), truncate and punch-hole says what each byte holds
@@ -634,7 +634,7 @@ for (const model of MODEL_NAMES) {
       t.fail(`${model}: ${head}; problems: ${JSON.stringify(last?.problems.slice(0, 8))} (replay: PMEMU_STRESS_SEED=${SEED} PMEMU_STRESS_OPS=${OPS} PMEMU_STRESS_MODEL=${model} PMEMU_STRESS_PATH=<path above>; PMEMU_STRESS_SHRINK=1 to shrink)`)
     })
     t.ok(totals.ops > 0, `${totals.ops} operations`)
-    t.comment(`${model}: ${totals.ops} ops, ${totals.transfers} transfers (${totals.held} held), ${totals.waits} layout waits, ${totals.hazards} dax-gup hazards; ${gupGaveUp} transfers so far ended in EAGAIN (gup retries exhausted)`)
+    t.comment(`${model}: ${totals.ops} ops, ${totals.transfers} transfers (${totals.held} held), ${totals.waits} layout waits, ${totals.hazards} plain-get hazards (dax-gup-v1's, expected); ${gupGaveUp} transfers so far ended in EAGAIN (gup retries exhausted)`)
     t.comment(`${model} poison: ${poison.poisoned} poison injections, ${poison.recoveryWrites} recovery writes, ${poison.partialWrites} writes refused (part of a poisoned sector), ${poison.scrubs} scrubs, ${poison.dmaPoisoned} transfers failed EHWPOISON, ${poison.sigbus} views SIGBUS, ${poison.clearsFailed} truncates/punch-holes failed EHWPOISON, ${poison.leftAtEnd} sectors poisoned at the end (read EHWPOISON)`)
   })
 }

@@ -20,7 +20,7 @@
  * failure reproduces with replayCrash(workload, verify, failure). The
  * workload must be deterministic (same calls in the same order every run).
  */
-import { isPmemuError } from '../errors.js'
+import { describeValue, isPmemuError, pmemError } from '../errors.js'
 import { mkfs as fsMkfs, mount as fsMount } from '../dax/index.js'
 import { fsck as runFsck, type PmemFs, type CrashPoint } from '../fs/index.js'
 import { openDevice, prng, type Device } from '../region/index.js'
@@ -38,8 +38,16 @@ export type CrashAt =
   | { kind: 'crash-point'; index: number; name: CrashPoint; op: string; seq: number }
   | { kind: 'persist'; index: number }
   | { kind: 'end' }
-  /** An explored crash state (weak durability profiles): after traced operation `index` of `of`. */
-  | { kind: 'ops'; index: number; of: number; durability: DurabilityName; persisted: string[]; lost: string[]; rules: string[]; story: string }
+  /**
+   * An explored crash state (weak durability profiles): after traced operation
+   * `index` of `of`. `trace`: the recorded operations the state is made of
+   * (call, call site, persistence units), so replayCrash can tell a workload
+   * that no longer makes them.
+   */
+  | { kind: 'ops'; index: number; of: number; durability: DurabilityName; persisted: string[]; lost: string[]; rules: string[]; story: string; trace: TracedCall[] }
+
+/** One operation of a recorded trace, as a failure carries it. */
+export interface TracedCall { call: string; site: string; units: number }
 
 export interface WorkloadContext {
   dev: Device
@@ -156,8 +164,8 @@ interface Arm { kind: 'crash-point' | 'persist' | 'end' | 'none'; index: number 
 
 function parsePoint(point: string): Arm {
   if (point === 'end') return { kind: 'end', index: 0 }
-  const m = /^(crash-point|persist):(\d+)$/.exec(point)
-  if (!m) throw new TypeError(`forEachCrash: bad point '${point}' (want 'crash-point:<k>', 'persist:<n>' or 'end')`)
+  const m = typeof point === 'string' ? /^(crash-point|persist):(\d+)$/.exec(point) : null
+  if (!m) throw pmemError('EINVAL', 'replayCrash', `bad point ${describeValue(point)} (want 'crash-point:<k>', 'persist:<n>' or 'end')`, { point: describeValue(point) })
   return { kind: m[1] as 'crash-point' | 'persist', index: Number(m[2]) }
 }
 
@@ -377,11 +385,11 @@ async function runOne(lab: Lab, workload: Workload, verify: Verify | undefined, 
  * rejects for a failing run; rejects if the workload fails without a crash).
  */
 export async function forEachCrash(workload: Workload, verify: Verify, opts: ForEachCrashOptions = {}): Promise<ForEachCrashResult> {
-  if (typeof workload !== 'function' || typeof verify !== 'function') throw new TypeError('forEachCrash(workload, verify, options): both must be functions')
+  if (typeof workload !== 'function' || typeof verify !== 'function') throw pmemError('EINVAL', 'forEachCrash', 'forEachCrash(workload, verify, options): both must be functions')
   const r = resolve(opts)
   const seeds = opts.seeds ?? 20
   const keeps: Keep[] = Array.isArray(opts.keep) ? opts.keep : [opts.keep ?? 'random']
-  for (const k of keeps) if (k !== 'none' && k !== 'all' && k !== 'random') throw new TypeError(`forEachCrash: bad keep '${String(k)}'`)
+  for (const k of keeps) if (k !== 'none' && k !== 'all' && k !== 'random') throw pmemError('EINVAL', 'forEachCrash', `bad keep ${describeValue(k)} (want 'none', 'all' or 'random')`)
   const base = (opts.seed ?? 1) >>> 0
   const maxFailures = opts.maxFailures ?? Infinity
   if (r.durability.name !== 'strict') return explore(workload, verify, r, opts, seeds, base, maxFailures)
@@ -422,11 +430,12 @@ export async function forEachCrash(workload: Workload, verify: Verify, opts: For
  * Resolves with the failure again (undefined if it passed this time).
  */
 export async function replayCrash(workload: Workload, verify: Verify, opts: ReplayOptions): Promise<CrashFailure | undefined> {
-  if (!opts || typeof opts.seed !== 'number') throw new TypeError('replayCrash: options.seed is required')
+  if (typeof workload !== 'function' || typeof verify !== 'function') throw pmemError('EINVAL', 'replayCrash', 'replayCrash(workload, verify, failure): both must be functions')
+  if (!opts || typeof opts.seed !== 'number') throw pmemError('EINVAL', 'replayCrash', 'options.seed is required (pass the failure forEachCrash reported)')
   // A failure of the explorer carries its profile in `at`.
   const fromAt = (opts as { at?: CrashAt }).at
   const r = resolve({ ...opts, durability: opts.durability ?? (fromAt?.kind === 'ops' ? fromAt.durability : undefined) })
-  if (r.durability.name !== 'strict' || opts.point?.startsWith('ops:')) return replayState(workload, verify, r, opts)
+  if (r.durability.name !== 'strict' || (typeof opts.point === 'string' && opts.point.startsWith('ops:'))) return replayState(workload, verify, r, opts)
   const lab = new Lab(r)
   try {
     let point = opts.point
@@ -475,7 +484,10 @@ function diverges(a: Recording, b: Recording): string | undefined {
 async function verifyState(lab: Lab, verify: Verify, r: Resolved, t: Traced, k: number, mask: boolean[], plan: ReturnType<typeof planAt>, point: string, seed: number): Promise<CrashFailure | undefined> {
   const ops = t.rec.ops
   const st = story(r.durability, ops, plan, mask)
-  const at: CrashAt = { kind: 'ops', index: k, of: ops.length, durability: r.durability.name, persisted: st.persisted, lost: st.lost, rules: st.rules, story: st.text }
+  const at: CrashAt = {
+    kind: 'ops', index: k, of: ops.length, durability: r.durability.name, persisted: st.persisted, lost: st.lost, rules: st.rules, story: st.text,
+    trace: ops.map(o => ({ call: o.call, site: o.site, units: o.units.length })),
+  }
   const keep: Keep = 'none'
   const fail = (phase: CrashFailure['phase'], error: unknown): CrashFailure => ({
     seed, point, keep, phase, error, at,
@@ -537,21 +549,48 @@ async function explore(workload: Workload, verify: Verify, r: Resolved, opts: Fo
   }
 }
 
+/** A recorded call as a message names it. */
+const callName = (c: { call: string; site: string } | undefined): string => (c ? `${c.call}${c.site ? ` at ${c.site}` : ''}` : '(no operation)')
+
+/**
+ * Where the replayed workload's trace leaves the recorded one, among the
+ * operations the state is made of (the first `k`): call, call site aside
+ * (a fixed copy of the workload may live elsewhere), and persistence units.
+ */
+function divergence(recorded: TracedCall[], replayed: Recording['ops'], k: number): { index: number; text: string } | undefined {
+  for (let i = 0; i < k; i++) {
+    const x = recorded[i], y = replayed[i]
+    if (x && y && x.call === y.call && x.units === y.units.length) continue
+    const units = x && y && x.call === y.call ? ` (${x.units} persistence units recorded, ${y.units.length} replayed)` : ''
+    return { index: i, text: `operation ${i} was ${callName(x)} when the state was recorded and is ${callName(y)} now${units}` }
+  }
+  return undefined
+}
+
 async function replayState(workload: Workload, verify: Verify, r: Resolved, opts: ReplayOptions): Promise<CrashFailure | undefined> {
-  const m = /^ops:(\d+):([0-9a-f]+)$/.exec(opts.point ?? '')
-  if (!m) throw new TypeError(`replayCrash: a '${r.durability.name}' state needs its point 'ops:<k>:<mask>' (from the failure)`)
+  const m = /^ops:(\d+):([0-9a-f]+)$/.exec(typeof opts.point === 'string' ? opts.point : '')
+  if (!m) throw pmemError('EINVAL', 'replayCrash', `a '${r.durability.name}' state needs its point 'ops:<k>:<mask>' (from the failure), not ${describeValue(opts.point)}`)
+  const point = opts.point!
+  const fromAt = (opts as { at?: CrashAt }).at
+  const recorded = fromAt?.kind === 'ops' && Array.isArray(fromAt.trace) ? fromAt.trace : undefined
   const lab = new Lab(r, true)
   try {
     const t = await record(lab, workload, r)
     const k = Number(m[1])
-    if (k > t.rec.ops.length) {
-      const why = `the workload is not deterministic: it made ${t.rec.ops.length} operations, the state is after operation ${k}`
-      return { seed: opts.seed, point: opts.point!, keep: 'none', phase: 'workload', error: new Error(why), at: { kind: 'end' }, message: `workload failed: ${why}` }
+    // A state names units of its own trace: on a workload that makes other calls it is no state at all.
+    const diverged = (why: string, index: number): never => {
+      throw pmemError('EINVAL', 'replayCrash', `crash state '${point}' does not belong to this workload: ${why}; ` +
+        'a workload that changed (a fix adding an fsync) needs forEachCrash again, one that did not is not deterministic', {
+        point, operation: index, recorded: callName(recorded?.[index]), replayed: callName(t.rec.ops[index]),
+      })
     }
+    const d = recorded ? divergence(recorded, t.rec.ops, k) : undefined
+    if (d) diverged(d.text, d.index)
+    if (k > t.rec.ops.length) diverged(`it made ${t.rec.ops.length} operations, the state is after operation ${k}`, t.rec.ops.length)
     const plan = planAt(t.rec.ops, k, constraints(t.rec.ops, r.durability))
     const mask = hexToMask(m[2]!, plan.optional.length)
-    if (!mask || !closed(plan, mask)) throw new TypeError(`replayCrash: point '${opts.point!}' is not a state '${r.durability.name}' allows for this workload (is it deterministic?)`)
-    return await verifyState(lab, verify, r, t, k, mask, plan, opts.point!, opts.seed)
+    if (!mask || !closed(plan, mask)) diverged(`its mask is not a state '${r.durability.name}' allows for the ${plan.optional.length} operations it leaves open`, k)
+    return await verifyState(lab, verify, r, t, k, mask!, plan, point, opts.seed)
   } finally {
     await lab.close()
   }

@@ -1,5 +1,5 @@
 /** Block and inode allocation inside a transaction; freeing through the onFree hook (quarantine). */
-import { randomBytes } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 import { pmemError } from '../errors.js'
 import { findExtent, insertExtent } from './extents.js'
 import { type Extent, FIRST_FREE_INO, HUGE_BYTES, type Inode, isDir, QUARANTINE_INO } from './layout.js'
@@ -37,11 +37,29 @@ function reserveIno(st: FsState, tx: Tx, ino: number): number {
   return ino
 }
 
+/**
+ * Inode generations: xorshift128 seeded once from the system's random source
+ * (a generation only has to differ between the lives of one inode number;
+ * one crypto call per create cost more than the rest of allocIno).
+ */
+const genState = randomFillSync(new Uint32Array(4))
+if ((genState[0]! | genState[1]! | genState[2]! | genState[3]!) === 0) genState[0] = 1
+
+function randomGeneration(): number {
+  const s = genState
+  const x = s[0]!
+  const w = s[3]!
+  const t = (x ^ (x << 11)) >>> 0
+  s[0] = s[1]!; s[1] = s[2]!; s[2] = w
+  s[3] = (w ^ (w >>> 19) ^ t ^ (t >>> 8)) >>> 0
+  return s[3]!
+}
+
 export function newInode(st: FsState, tx: Tx, ino: number, mode: number, parent: number): Inode {
   const now = Date.now()
   const inode: Inode = {
     ino, mode, nlink: isDir(mode) ? 2 : 1, size: 0, atime: now, mtime: now, ctime: now, birthtime: now,
-    parent: isDir(mode) ? parent : 0, flags: 0, generation: randomBytes(4).readUInt32LE(0), extents: [], overflow: [],
+    parent: isDir(mode) ? parent : 0, flags: 0, generation: randomGeneration(), extents: [], overflow: [],
   }
   tx.inodes.set(ino, inode)
   return inode

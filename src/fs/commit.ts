@@ -5,8 +5,10 @@ import { equalBytes } from './check.js'
 import { mapBlock } from './extents.js'
 import { nextInodeHigh, raiseInodeHigh } from './inodehigh.js'
 import { RecordBuilder } from './journal.js'
-import { encodeDirBlock, encodeInode, encodeOverflow, encodeSuperblock, extentsPerOverflow, INLINE_EXTENTS, INODE_SIZE, overflowBlocksFor, STATE_CLEAN } from './layout.js'
+import { crc32c, crc32cZeros } from '../util/crc32c.js'
+import { DIR_HEADER, dv, encodeDirBlock, encodeInode, encodeOverflow, encodeSuperblock, extentsPerOverflow, INLINE_EXTENTS, INODE_SIZE, overflowBlocksFor, STATE_CLEAN } from './layout.js'
 import type { FsState } from './state.js'
+import type { DirBlockMem } from './types.js'
 import { abort, type Tx, txInode } from './tx.js'
 
 /**
@@ -30,16 +32,18 @@ export function prepare(st: FsState, tx: Tx): RecordBuilder {
     const rb = new RecordBuilder()
     const itOff = st.sb.inodeTableStart * bs
     const per = extentsPerOverflow(bs)
-    const cur = new Uint8Array(bs)
+    let cur: Uint8Array | undefined
     for (const [ino, inode] of tx.inodes) {
-      rb.write(itOff + ino * INODE_SIZE, inode ? encodeInode(inode) : new Uint8Array(INODE_SIZE))
+      const rec = rb.writeSpace(itOff + ino * INODE_SIZE, INODE_SIZE) // zeros: a freed slot
       if (!inode) continue
+      encodeInode(inode, rec.buf, rec.at)
+      if (inode.overflow.length > 0) cur ??= new Uint8Array(bs)
       for (let i = 0; i < inode.overflow.length; i++) {
         const slice = inode.extents.slice(INLINE_EXTENTS + i * per, INLINE_EXTENTS + (i + 1) * per)
         const blk = encodeOverflow(bs, ino, i, inode.overflow[i + 1] ?? 0, slice)
         const off = inode.overflow[i]! * bs
-        st.device.read(off, cur)
-        if (!equalBytes(cur, blk)) rb.write(off, blk)
+        st.device.read(off, cur!)
+        if (!equalBytes(cur!, blk)) rb.write(off, blk)
       }
     }
     for (const [dino, ov] of tx.dirs) {
@@ -48,7 +52,17 @@ export function prepare(st: FsState, tx: Tx): RecordBuilder {
       for (const [idx, blk] of ov.blocks) {
         const p = mapBlock(dinode.extents, idx)
         if (p === null) throw new Error(`pmemu internal: directory ${dino} block ${idx} unmapped`)
-        rb.write(p * bs, encodeDirBlock(bs, dino, blk.entries))
+        // crc: the entries, then zeros to the crc (the tail is kept zero), without reading the zeros
+        const end = DIR_HEADER + blk.used
+        dv(blk.bytes).setUint32(bs - 4, crc32cZeros(crc32c(blk.bytes, 0, end), bs - 4 - end), true)
+        if (!blk.base || blk.base.rewrite) { rb.write(p * bs, blk.bytes); continue }
+        // Only what changed: the header (count, used), the entries touched, the crc.
+        if (blk.lo - DIR_HEADER <= 64) rb.write(p * bs, blk.bytes.subarray(0, Math.max(blk.hi, DIR_HEADER)))
+        else {
+          rb.write(p * bs, blk.bytes.subarray(0, DIR_HEADER))
+          if (blk.lo < blk.hi) rb.write(p * bs + blk.lo, blk.bytes.subarray(blk.lo, blk.hi))
+        }
+        rb.write(p * bs + bs - 4, blk.bytes.subarray(bs - 4))
       }
     }
     planInodeHigh(st, tx)
@@ -88,13 +102,25 @@ export function journalAndInstall(st: FsState, tx: Tx, rb: RecordBuilder): void 
     if (!inode && was) st.freeInodeCount++
     st.inodes[ino] = inode ?? undefined
     if (!inode) st.dirs.delete(ino)
+    // The transaction wrote the inode whole, in-memory times included: none are left to flush.
+    const node = st.nodes.get(ino)
+    if (node) node.timesDirty = false
   }
   for (const ino of tx.newInos) st.reservedInos.delete(ino)
   for (const [p, n] of tx.freed) st.bitmap.clearRange(p, n)
   for (const [dino, ov] of tx.dirs) {
     const d = st.dirs.get(dino)
     if (!d || !st.inodes[dino]) continue
-    for (const [idx, blk] of ov.blocks) d.blocks[idx] = blk
+    for (const [idx, ch] of ov.blocks) {
+      const blk: DirBlockMem = ch.base ?? { entries: new Map(), used: 0, bytes: ch.bytes, rewrite: false }
+      for (const name of ch.removed) blk.entries.delete(name)
+      for (const [name, e] of ch.added) blk.entries.set(name, e)
+      blk.used = ch.used
+      if (blk.bytes !== ch.bytes) blk.spare = blk.bytes
+      blk.bytes = ch.bytes
+      blk.rewrite = false
+      d.blocks[idx] = blk
+    }
     for (const name of ov.removed) d.index.delete(name)
     for (const [name, idx] of ov.index) d.index.set(name, idx)
   }

@@ -71,6 +71,7 @@ export function writeAt(st: FsState, node: FsNode, buf: Uint8Array, pos: number,
   const H = Math.max(1, HUGE_BYTES / bs)
   let done = 0
   let chunk = ALLOC_CHUNK_BLOCKS
+  let journaled = false
   while (done < len) {
     const s = pos + done
     const b0 = Math.floor(s / bs)
@@ -80,7 +81,7 @@ export function writeAt(st: FsState, node: FsNode, buf: Uint8Array, pos: number,
     if (nb > H) nb = Math.max(H, nb - ((b0 + nb) % H))
     const e = Math.min(pos + len, (b0 + nb) * bs)
     try {
-      writeChunk(st, node, buf.subarray(s - pos, e - pos), s, path)
+      journaled = writeChunk(st, node, buf.subarray(s - pos, e - pos), s, path)
       done = e - pos
       chunk = ALLOC_CHUNK_BLOCKS
     } catch (err) {
@@ -91,9 +92,13 @@ export function writeAt(st: FsState, node: FsNode, buf: Uint8Array, pos: number,
       throw err
     }
   }
-  node.timesDirty = true
-  const inode = st.inodes[node.ino]!
-  inode.mtime = inode.ctime = Date.now()
+  // A last chunk that was journaled wrote the inode with this write's mtime
+  // and ctime (and any earlier unwritten times): nothing is left for close.
+  if (!journaled) {
+    node.timesDirty = true
+    const inode = st.inodes[node.ino]!
+    inode.mtime = inode.ctime = Date.now()
+  }
   return done
 }
 
@@ -109,7 +114,8 @@ export function zeroTail(st: FsState, node: FsNode, from: number, to: number): v
   st.device.persist(off, end - from)
 }
 
-export function writeChunk(st: FsState, node: FsNode, data: Uint8Array, s: number, path: string): void {
+/** Write one chunk; true when it went through a transaction (allocation or a size change), which wrote the inode. */
+export function writeChunk(st: FsState, node: FsNode, data: Uint8Array, s: number, path: string): boolean {
   const bs = st.blockSize
   const ino = node.ino
   const inode = st.inodes[ino]!
@@ -122,7 +128,7 @@ export function writeChunk(st: FsState, node: FsNode, data: Uint8Array, s: numbe
   const extending = e > oldSize
   if (holes.length === 0 && !extending) {
     storeMapped(st, node, inode.extents, data, s, false)
-    return
+    return false
   }
   const tx = new Tx('write')
   const m = mut(st, tx, ino)
@@ -137,19 +143,24 @@ export function writeChunk(st: FsState, node: FsNode, data: Uint8Array, s: numbe
   try {
     // New blocks: data plus zeros, persisted before the commit makes them reachable.
     for (const r of newRuns) {
-      const blk = new Uint8Array(r.n * bs)
       const rs = r.l * bs
       const cs = Math.max(s, rs)
       const ce = Math.min(e, rs + r.n * bs)
-      blk.set(data.subarray(cs - s, ce - s), cs - rs)
-      dataWrite(st, r.p * bs, blk, { ino, fileOffset: rs })
-      st.device.persist(r.p * bs, blk.length)
+      if (cs === rs && ce === rs + r.n * bs) {
+        dataWrite(st, r.p * bs, data.subarray(cs - s, ce - s), { ino, fileOffset: rs }) // the data covers the run: no staging copy
+      } else {
+        const blk = new Uint8Array(r.n * bs)
+        blk.set(data.subarray(cs - s, ce - s), cs - rs)
+        dataWrite(st, r.p * bs, blk, { ino, fileOffset: rs })
+      }
+      st.device.persist(r.p * bs, r.n * bs)
     }
     if (s > oldSize) zeroTail(st, node, oldSize, s)
     // Already-allocated parts: plain stores; persisted now when the size changes with them.
     storeMapped(st, node, inode.extents, data, s, extending)
   } catch (err) { abort(st, tx); throw err }
   journalAndInstall(st, tx, rb)
+  return true
 }
 
 /** Store `data` at file offset s into blocks already mapped in `extents` (holes skipped). */

@@ -20,6 +20,9 @@ import {
   parseRecords, type JournalRecord,
 } from './layout.js'
 
+/** Bytes between two applied ranges below which one persist covers both. */
+const PERSIST_GAP = 256
+
 /** Every crash point, in the order a transaction passes them. */
 export const CRASH_POINTS = [
   'intent-written', 'intent-persisted',
@@ -38,43 +41,93 @@ export interface CrashPointInfo {
 /** Called synchronously at each crash point; throwing simulates power loss there (the fs shuts down). */
 export type CrashPointHook = (point: CrashPoint, info: CrashPointInfo) => void
 
-/** Accumulates the records of one transaction. */
+/**
+ * Accumulates the records of one transaction, in place in one growing
+ * buffer: the journal body is written from it as is, and the records are
+ * applied from it without parsing it back.
+ */
+/** Buffers of committed builders, for the next ones (a builder that is dropped unused just leaves its buffer to the GC). */
+const spareBuffers: Uint8Array[] = []
+
 export class RecordBuilder {
-  private chunks: Uint8Array[] = []
+  private buf = spareBuffers.pop() ?? new Uint8Array(1024)
+  private view = dv(this.buf)
+  /** [type, target, length, data offset] per record. */
+  private recs: number[] = []
   bytes = 0
   count = 0
 
+  /** Room for `n` more bytes. */
+  private reserve(n: number): void {
+    if (this.bytes + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.bytes + n) size *= 2
+    const grown = new Uint8Array(size)
+    grown.set(this.buf.subarray(0, this.bytes))
+    this.buf = grown
+    this.view = dv(grown)
+  }
+
+  private header(type: number, length: number, target: number): void {
+    const v = this.view
+    const at = this.bytes
+    v.setUint16(at, type, true)
+    v.setUint16(at + 2, 0, true)
+    v.setUint32(at + 4, length, true)
+    v.setUint32(at + 8, target % 0x100000000, true)
+    v.setUint32(at + 12, Math.floor(target / 0x100000000), true)
+  }
+
+  /**
+   * A WRITE record of `length` bytes at device offset `target`; returns the
+   * buffer and offset to fill its data at (zeros until filled).
+   */
+  writeSpace(target: number, length: number): { buf: Uint8Array; at: number } {
+    const padded = (length + 7) & ~7
+    this.reserve(JREC_HEADER + padded)
+    this.header(JREC_WRITE, length, target)
+    const at = this.bytes + JREC_HEADER
+    this.buf.fill(0, at, at + padded) // a reused buffer: the record reads as zeros until filled
+    this.recs.push(JREC_WRITE, target, length, at)
+    this.bytes += JREC_HEADER + padded
+    this.count++
+    return { buf: this.buf, at }
+  }
+
   write(target: number, data: Uint8Array): void {
-    const h = new Uint8Array(JREC_HEADER + ((data.length + 7) & ~7))
-    const v = dv(h)
-    v.setUint16(0, JREC_WRITE, true)
-    v.setUint32(4, data.length, true)
-    v.setUint32(8, target % 0x100000000, true)
-    v.setUint32(12, Math.floor(target / 0x100000000), true)
-    h.set(data, JREC_HEADER)
-    this.push(h)
+    const { buf, at } = this.writeSpace(target, data.length)
+    buf.set(data, at)
   }
 
   bits(set: boolean, start: number, count: number): void {
-    const h = new Uint8Array(JREC_HEADER)
-    const v = dv(h)
-    v.setUint16(0, set ? JREC_BITSET : JREC_BITCLEAR, true)
-    v.setUint32(4, count, true)
-    v.setUint32(8, start % 0x100000000, true)
-    v.setUint32(12, Math.floor(start / 0x100000000), true)
-    this.push(h)
-  }
-
-  private push(b: Uint8Array): void {
-    this.chunks.push(b)
-    this.bytes += b.length
+    this.reserve(JREC_HEADER)
+    const type = set ? JREC_BITSET : JREC_BITCLEAR
+    this.header(type, count, start)
+    this.recs.push(type, start, count, 0)
+    this.bytes += JREC_HEADER
     this.count++
   }
 
+  /** The builder's transaction is committed: its buffer goes to the next builder. */
+  release(): void {
+    if (this.buf.length <= 1 << 16 && spareBuffers.length < 4) spareBuffers.push(this.buf)
+    this.recs = []
+    this.bytes = this.count = 0
+  }
+
+  /** The journal body: every record, as written. */
   finish(): Uint8Array {
-    const out = new Uint8Array(this.bytes)
-    let off = 0
-    for (const c of this.chunks) { out.set(c, off); off += c.length }
+    return this.buf.subarray(0, this.bytes)
+  }
+
+  /** The records, as parseRecords would return them from finish(). */
+  records(): JournalRecord[] {
+    const out: JournalRecord[] = []
+    const r = this.recs
+    for (let i = 0; i < r.length; i += 4) {
+      const type = r[i]!
+      out.push(type === JREC_WRITE ? { type, target: r[i + 1]!, length: r[i + 2]!, data: this.buf.subarray(r[i + 3]!, r[i + 3]! + r[i + 2]!) } : { type, target: r[i + 1]!, length: r[i + 2]! })
+    }
     return out
   }
 }
@@ -120,9 +173,7 @@ export class Journal {
     this.point('commit-written', op)
     this.dev.persist(this.offset, JCOMMIT_SIZE)
     this.point('commit-persisted', op)
-    const parsed = parseRecords(records, rb.count, this.g.blockCount * this.g.blockSize, this.g.blockCount)
-    if (typeof parsed === 'string') throw new Error('pmemu internal: ' + parsed)
-    const ranges = this.apply(parsed)
+    const ranges = this.apply(rb.records())
     this.point('apply-written', op)
     for (const [o, l] of ranges) this.dev.persist(o, l)
     this.point('apply-persisted', op)
@@ -130,6 +181,7 @@ export class Journal {
     this.point('checkpoint-written', op)
     this.dev.persist(this.offset, JCOMMIT_SIZE)
     this.point('checkpoint-persisted', op)
+    rb.release()
   }
 
   /** Store records at their home locations; returns the byte ranges to persist (merged). */
@@ -156,7 +208,8 @@ export class Journal {
     const merged: Array<[number, number]> = []
     for (const [o, l] of ranges) {
       const last = merged[merged.length - 1]
-      if (last && o <= last[0] + last[1]) last[1] = Math.max(last[1], o + l - last[0])
+      // Ranges a few cache lines apart share one persist call (flushing a clean line costs less than a call).
+      if (last && o <= last[0] + last[1] + PERSIST_GAP) last[1] = Math.max(last[1], o + l - last[0])
       else merged.push([o, l])
     }
     return merged

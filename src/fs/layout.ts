@@ -315,8 +315,9 @@ export function overflowBlocksFor(count: number, bs: number): number {
   return count <= INLINE_EXTENTS ? 0 : Math.ceil((count - INLINE_EXTENTS) / extentsPerOverflow(bs))
 }
 
-export function encodeInode(ino: Inode): Uint8Array {
-  const b = new Uint8Array(INODE_SIZE)
+/** The 256-byte record of an inode, into `out` at `at` (a new array by default). */
+export function encodeInode(ino: Inode, out: Uint8Array = new Uint8Array(INODE_SIZE), at = 0): Uint8Array {
+  const b = at === 0 && out.length === INODE_SIZE ? out : out.subarray(at, at + INODE_SIZE)
   const v = dv(b)
   v.setUint32(0, ino.mode, true)
   v.setUint32(4, ino.nlink, true)

@@ -24,7 +24,8 @@ export function parsePath(path: unknown, syscall: string): ParsedPath {
   }
   if (path.includes('\0')) throw pmemError('EINVAL', syscall, 'path contains a NUL byte', { path })
   if (!path.startsWith('/')) throw pmemError('EINVAL', syscall, 'path must be absolute', { path })
-  if (encodeUtf8(path).length >= PATH_MAX) throw pmemError('ENAMETOOLONG', syscall, `path longer than ${PATH_MAX - 1} bytes`, { path })
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: short strings need no encoding to be measured.
+  if (path.length * 3 >= PATH_MAX && encodeUtf8(path).length >= PATH_MAX) throw pmemError('ENAMETOOLONG', syscall, `path longer than ${PATH_MAX - 1} bytes`, { path })
   const trailingSlash = path.length > 1 && path.endsWith('/')
   const body = trailingSlash ? path.slice(1, -1) : path.slice(1)
   const parts: string[] = []
@@ -39,7 +40,8 @@ export function parsePath(path: unknown, syscall: string): ParsedPath {
 }
 
 export function checkComponent(c: string, syscall: string, path: string): void {
-  if (encodeUtf8(c).length > NAME_MAX) {
+  // a UTF-8 character is at most 3 bytes per UTF-16 unit: short names skip the encoder
+  if (c.length * 3 > NAME_MAX && encodeUtf8(c).length > NAME_MAX) {
     throw pmemError('ENAMETOOLONG', syscall, `component '${c.slice(0, 16)}…' is longer than ${NAME_MAX} bytes`, { path })
   }
 }

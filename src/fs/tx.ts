@@ -16,7 +16,9 @@ export class Tx {
 }
 
 function cloneInode(i: Inode): Inode {
-  return { ...i, extents: i.extents.map(e => ({ ...e })), overflow: i.overflow.slice() }
+  const extents = new Array<Inode['extents'][number]>(i.extents.length)
+  for (let k = 0; k < extents.length; k++) { const e = i.extents[k]!; extents[k] = { l: e.l, p: e.p, n: e.n } }
+  return { ...i, extents, overflow: i.overflow.slice() }
 }
 
 export function txInode(st: FsState, tx: Tx, ino: number): Inode | undefined {

@@ -172,7 +172,27 @@ export interface FsInfo {
 }
 
 /** In-memory directory: its blocks and a name -> block index. */
-export interface DirBlockMem { entries: Map<string, DirEntry>; used: number }
+export interface DirBlockMem {
+  entries: Map<string, DirEntry>
+  used: number
+  /** The block as it is on the device (crc included), a zero tail after the entries: a change journals only the bytes it touches. */
+  bytes: Uint8Array
+  /** The device's copy differs from `bytes` (a non-zero tail was read): the next change journals the whole block. */
+  rewrite: boolean
+  /** The previous `bytes`, reused by the next change. */
+  spare?: Uint8Array | undefined
+}
 export interface DirMem { blocks: DirBlockMem[]; index: Map<string, number> }
+/** A transaction's pending changes to one directory block: what is added and removed, and the block's new bytes (crc set at commit). */
+export interface DirBlockChange {
+  base: DirBlockMem | undefined
+  added: Map<string, DirEntry>
+  removed: Set<string>
+  used: number
+  bytes: Uint8Array
+  /** Byte range of the entries the change touched ([lo, hi); lo > hi: none). */
+  lo: number
+  hi: number
+}
 /** A transaction's pending changes to one directory. */
-export interface DirOverlay { blocks: Map<number, DirBlockMem>; index: Map<string, number>; removed: Set<string>; added: number }
+export interface DirOverlay { blocks: Map<number, DirBlockChange>; index: Map<string, number>; removed: Set<string>; added: number }
