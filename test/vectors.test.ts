@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs'
 import { setImmediate as macrotask } from 'node:timers/promises'
 import { openDevice, type Device } from '../src/region/index.js'
 import { mkfs, PTE_NONE, type DaxMapping } from '../src/dax/index.js'
-import type { PmemFile } from '../src/fs/index.js'
+import type { BreakScope, PmemFile } from '../src/fs/index.js'
 import { MODEL_NAMES, type ModelName } from '../src/page/index.js'
 import { isPmemuError } from '../src/errors.js'
 
@@ -33,15 +33,15 @@ interface Step {
   map?: string; count?: number; pages?: number; timeoutMs?: number; async?: boolean; expectError?: string
   expect?: Expect
 }
-interface Scenario { name: string; fs: boolean; fileBytes?: number; revised?: boolean; needs?: string; steps: Step[] }
+interface Scenario { name: string; fs: boolean; fileBytes?: number; revised?: boolean; needs?: string; mount?: { breakScope?: BreakScope }; steps: Step[] }
 interface VectorFile { model: string; scenarios: Scenario[] }
 
 const load = (m: ModelName): VectorFile =>
   JSON.parse(readFileSync(new URL(`./vectors/${m}.json`, import.meta.url), 'utf8')) as VectorFile
 
-async function fsDevice(model: ModelName, fileBytes: number): Promise<{ dev: Device; f: PmemFile }> {
+async function fsDevice(model: ModelName, fileBytes: number, mount: { breakScope?: BreakScope } = {}): Promise<{ dev: Device; f: PmemFile }> {
   const dev = await openDevice(undefined, { size: '64MiB', model, pageSize: PS, map: 'mem' })
-  const fs = await mkfs(dev)
+  const fs = await mkfs(dev, mount)
   const f = await fs.open('/f', 'w+')
   if (fileBytes >= 2 * MiB) await f.fallocate(0, fileBytes)
   f.write(new Uint8Array(fileBytes).fill(0x5a), 0)
@@ -67,7 +67,7 @@ async function replay(t: Test, model: ModelName, sc: Scenario, strict: boolean):
   const fileBytes = sc.fileBytes ?? 8 * PS
   let dev: Device
   let f: PmemFile | undefined
-  if (sc.fs) ({ dev, f } = await fsDevice(model, fileBytes))
+  if (sc.fs) ({ dev, f } = await fsDevice(model, fileBytes, sc.mount))
   else dev = await openDevice(undefined, { size: '64MiB', model, pageSize: PS, map: 'mem', strict })
   const base = dev.pgmapRefs()
   const maps = new Map<string, DaxMapping>()
