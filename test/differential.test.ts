@@ -435,6 +435,106 @@ t.test(`symlink cases agree with node:fs (${SYMLINK_CASES.length} cases, promise
   }
 })
 
+// ------------------------------------------------------------------ cp, copyFileSync, opendirSync
+
+/** The tree under `root` + `d`: paths, types, contents, link targets, permission bits. */
+async function treeOf(fs: AnyFs, root: string, d: string): Promise<string[]> {
+  const out: string[] = []
+  for (const name of (await fs.readdir(root + d)).sort()) {
+    const p = `${d}/${name}`
+    const st = await fs.lstat(root + p)
+    const mode = (st.mode & 0o7777).toString(8)
+    if (st.isSymbolicLink()) out.push(`${p} -> ${String(await fs.readlink(root + p)).split(root).join('')}`)
+    else if (st.isDirectory()) { out.push(`${p}/ ${mode}`); out.push(...await treeOf(fs, root, p)) } else out.push(`${p} ${mode} ${await fs.readFile(root + p, 'utf8')}`)
+  }
+  return out
+}
+
+const CP_CASES: Case[] = [
+  ['setup', async (fs, p) => {
+    await fs.mkdir(p('/src/sub/deep'), { recursive: true })
+    await fs.writeFile(p('/src/a'), 'A')
+    await fs.writeFile(p('/src/sub/b'), 'BB')
+    await fs.writeFile(p('/src/sub/deep/c'), 'CCC')
+    await fs.chmod(p('/src/sub/b'), 0o640)
+    await fs.symlink('a', p('/src/la'))
+    await fs.symlink('sub', p('/src/lsub'))
+    await fs.symlink('nowhere', p('/src/dang'))
+    await fs.writeFile(p('/long'), 'a much longer file')
+    // A tree without links for the copies onto an existing tree (their errors on links depend on directory order).
+    await fs.mkdir(p('/plain/sub'), { recursive: true })
+    await fs.writeFile(p('/plain/a'), 'A')
+    await fs.writeFile(p('/plain/sub/b'), 'B')
+  }],
+  ['copyFileSync', async (fs, p, m) => { m.copyFileSync(p('/src/a'), p('/c1')); return fs.readFile(p('/c1'), 'utf8') }],
+  ['copyFileSync onto existing', async (fs, p, m) => { m.copyFileSync(p('/src/sub/b'), p('/c1')); return fs.readFile(p('/c1'), 'utf8') }],
+  ['copyFileSync EXCL onto existing', async (fs, p, m) => m.copyFileSync(p('/src/a'), p('/c1'), m.constants.COPYFILE_EXCL)],
+  ['copyFileSync EXCL new', async (fs, p, m) => { m.copyFileSync(p('/src/a'), p('/c2'), m.constants.COPYFILE_EXCL); return fs.readFile(p('/c2'), 'utf8') }],
+  ['copyFileSync missing', async (fs, p, m) => m.copyFileSync(p('/nope'), p('/c3'))],
+  ['copyFileSync dir', async (fs, p, m) => m.copyFileSync(p('/src'), p('/c3'))],
+  ['copyFileSync onto dir', async (fs, p, m) => m.copyFileSync(p('/src/a'), p('/src/sub'))],
+  ['copyFileSync into missing dir', async (fs, p, m) => m.copyFileSync(p('/src/a'), p('/nodir/x'))],
+  ['copyFileSync bad mode', async (fs, p, m) => m.copyFileSync(p('/src/a'), p('/c4'), 8)],
+  ['copyFileSync through link', async (fs, p, m) => { m.copyFileSync(p('/src/la'), p('/c5')); return (await fs.lstat(p('/c5'))).isSymbolicLink() }],
+  ['copyFileSync onto self', async (fs, p, m) => { m.copyFileSync(p('/src/a'), p('/src/a')); return fs.readFile(p('/src/a'), 'utf8') }],
+  ['copyFile onto longer (async)', async (fs, p) => { await fs.copyFile(p('/src/a'), p('/long')); return fs.readFile(p('/long'), 'utf8') }],
+  ['opendirSync', async (fs, p, m) => { const d = m.opendirSync(p('/src/sub')); const names = []; for (let e = d.readSync(); e !== null; e = d.readSync()) names.push(`${e.name}:${e.isDirectory()}`); d.closeSync(); return names.sort() }],
+  ['opendirSync missing', async (fs, p, m) => m.opendirSync(p('/nope'))],
+  ['opendirSync file', async (fs, p, m) => m.opendirSync(p('/src/a'))],
+  ['cpSync file', async (fs, p, m) => { m.cpSync(p('/src/a'), p('/d1/x/a')); return treeOf(fs, p(''), '/d1') }],
+  ['cpSync dir without recursive', async (fs, p, m) => m.cpSync(p('/src'), p('/d2'))],
+  ['cpSync dir', async (fs, p, m) => { m.cpSync(p('/src'), p('/d2'), { recursive: true }); return treeOf(fs, p(''), '/d2') }],
+  ['cpSync plain', async (fs, p, m) => { m.cpSync(p('/plain'), p('/dp'), { recursive: true }); return treeOf(fs, p(''), '/dp') }],
+  ['cpSync again (force)', async (fs, p, m) => { await fs.writeFile(p('/dp/a'), 'changed'); m.cpSync(p('/plain'), p('/dp'), { recursive: true }); return treeOf(fs, p(''), '/dp') }],
+  ['cpSync no force', async (fs, p, m) => { await fs.writeFile(p('/dp/a'), 'kept'); m.cpSync(p('/plain'), p('/dp'), { recursive: true, force: false }); return treeOf(fs, p(''), '/dp') }],
+  // which existing entry it names first depends on directory order (the host's is unsorted): compare the code
+  ['cpSync errorOnExist', async (fs, p, m) => { try { m.cpSync(p('/plain'), p('/dp'), { recursive: true, force: false, errorOnExist: true }); return 'copied' } catch (e) { return (e as { code?: string }).code } }],
+  ['cpSync again over links', async (fs, p, m) => m.cpSync(p('/src/lsub'), p('/d2/lsub'))],
+  ['cpSync verbatimSymlinks', async (fs, p, m) => { m.cpSync(p('/src'), p('/d3'), { recursive: true, verbatimSymlinks: true }); return treeOf(fs, p(''), '/d3') }],
+  ['cpSync dereference', async (fs, p, m) => { await fs.unlink(p('/src/dang')); m.cpSync(p('/src'), p('/d4'), { recursive: true, dereference: true }); await fs.symlink('nowhere', p('/src/dang')); return treeOf(fs, p(''), '/d4') }],
+  ['cpSync filter', async (fs, p, m) => { m.cpSync(p('/src'), p('/d5'), { recursive: true, filter: (s: string) => !s.endsWith('/b') }); return treeOf(fs, p(''), '/d5') }],
+  ['cpSync into itself', async (fs, p, m) => m.cpSync(p('/src'), p('/src/sub/in'), { recursive: true })],
+  ['cpSync same', async (fs, p, m) => m.cpSync(p('/src'), p('/src'), { recursive: true })],
+  ['cpSync dir onto file', async (fs, p, m) => m.cpSync(p('/src/sub'), p('/c1'), { recursive: true })],
+  ['cpSync file onto dir', async (fs, p, m) => m.cpSync(p('/src/a'), p('/d2'))],
+  ['cpSync missing', async (fs, p, m) => m.cpSync(p('/nope'), p('/d6'))],
+  ['cpSync link onto link', async (fs, p, m) => { m.cpSync(p('/src/la'), p('/d2/lsub')); return treeOf(fs, p(''), '/d2') }],
+  ['cpSync bad options', async (fs, p, m) => m.cpSync(p('/src'), p('/d7'), { recursive: 'yes' })],
+  ['cpSync incompatible', async (fs, p, m) => m.cpSync(p('/src'), p('/d7'), { dereference: true, verbatimSymlinks: true })],
+  ['cp callback', (fs, p, m) => new Promise((res, rej) => m.cp(p('/src'), p('/d8'), { recursive: true }, (e: unknown) => (e ? rej(e) : res(treeOf(fs, p(''), '/d8')))))],
+  ['promises.cp', async (fs, p, m) => { await m.promises.cp(p('/src'), p('/d9'), { recursive: true }); return treeOf(fs, p(''), '/d9') }],
+  ['promises.cp error', async (fs, p, m) => m.promises.cp(p('/src'), p('/d9x'))],
+]
+
+t.test(`cp, cpSync, copyFileSync, opendirSync agree with node:fs (${CP_CASES.length} cases)`, async t => {
+  const base = await realFs.realpath(await realFs.mkdtemp(join(tmpdir(), 'pmemu-diff-cp-')))
+  t.teardown(() => realFs.rm(base, { recursive: true, force: true }))
+  const dev = await openDevice(undefined, { size: '16MiB' })
+  t.teardown(async () => { await dev.close() })
+  const pm = toNodeFs(await mkfs(dev)) as AnyFs
+  // pmemu applies no umask (documented): the host's is 0 here, so modes compare.
+  const umask = process.umask(0)
+  t.teardown(() => { process.umask(umask) })
+  await pm.promises.mkdir('/cp')
+  await realFs.mkdir(`${base}/cp`)
+  const strip = (v: unknown, r: string): unknown => (typeof v === 'string' ? v.split(r).join('') : Array.isArray(v) ? v.map(x => strip(x, r)) : v)
+  const run = async (fs: AnyFs, r: string, c: Case, mod: AnyFs): Promise<unknown> => {
+    try {
+      const v = await c[1](fs, s => r + s, mod)
+      return { ok: v === undefined ? 'undefined' : strip(v, r) }
+    } catch (e) {
+      const err = e as { code?: string; syscall?: string; path?: string; dest?: string; errno?: number; message?: string; name?: string }
+      return { error: { name: err.name, code: err.code, errno: err.errno, syscall: err.syscall, path: strip(err.path, r), dest: strip(err.dest, r), message: strip(err.message, r) } }
+    }
+  }
+  for (const c of CP_CASES) {
+    const want = await run(realFs, `${base}/cp`, c, realFsModule)
+    const got = await run(pm.promises, '/cp', c, pm)
+    t.same(got, want, c[0])
+  }
+  t.same(await treeOf(pm.promises, '/cp', ''), await treeOf(realFs, `${base}/cp`, ''), 'the trees agree')
+})
+
 t.test('the host sentinel directory is untouched', async t => {
   t.equal(snapshot(sentinel), before)
 })

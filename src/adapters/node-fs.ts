@@ -650,6 +650,16 @@ export class PmemDir {
   }
 
   async close(): Promise<void> {
+    this.closeSync()
+  }
+
+  /** The next entry, or null at the end (`dir.readSync()`, as Node's). */
+  readSync(): PmemDirent | null {
+    this.live()
+    return this.entries[this.i++] ?? null
+  }
+
+  closeSync(): void {
     this.live()
     this.closed = true
   }
@@ -905,47 +915,7 @@ export function toNodeFs(fs: PmemFs): PmemNodeFs {
     },
 
     async copyFile(src: PathLike, dest: PathLike, mode = 0): Promise<void> {
-      const a = pathArg(src, 'src')
-      const b = pathArg(dest, 'dest')
-      const fail = (e: unknown): unknown => toNodeError(e, 'copyfile', a.user, b.user)
-      if (mode & fsConstants.COPYFILE_FICLONE_FORCE) throw nodeError('ENOSYS', 'copyfile', a.user, b.user)
-      // libuv's order: open the source, open (create) the destination, stop if both are
-      // the same file, truncate it, copy; on any failure after that the destination is removed.
-      const twoPath = (e: unknown): unknown => {
-        const n = e as NodeSystemError
-        return n && typeof n === 'object' && typeof n.code === 'string' && n.syscall ? nodeError(n.code, 'copyfile', a.user, b.user, n) : fail(e)
-      }
-      let from: PmemFile
-      try { from = await openAt(fs, src, 'r', 0, 'copyfile', 'src') } catch (e) { throw twoPath(e) }
-      try {
-        const srcStat = from.stat()
-        const excl = (mode & fsConstants.COPYFILE_EXCL) !== 0
-        let to: PmemFile
-        try {
-          to = await openAt(fs, dest, fsConstants.O_WRONLY | fsConstants.O_CREAT | (excl ? fsConstants.O_EXCL : 0), srcStat.mode & 0o7777, 'copyfile', 'dest')
-        } catch (e) { throw twoPath(e) }
-        let failed = false
-        try {
-          if (!excl && to.ino === from.ino) return
-          await to.truncate(0)
-          if (srcStat.isDirectory()) throw nodeError('EISDIR', 'copyfile', a.user, b.user)
-          const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, from.size)))
-          for (let pos = 0; ;) {
-            const n = from.read(buf, pos)
-            if (n === 0) break
-            to.write(buf.subarray(0, n), pos)
-            pos += n
-          }
-        } catch (e) {
-          failed = true
-          throw fail(e)
-        } finally {
-          await to.close().catch(() => undefined)
-          if (failed) await fs.unlink(toFsPath(b.user)).catch(() => undefined)
-        }
-      } finally {
-        await from.close().catch(() => undefined)
-      }
+      await copyFileImpl(fs, src, dest, mode, false)
     },
 
     async realpath(path: PathLike, options?: { encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string> {
@@ -1090,6 +1060,11 @@ function moduleShape(api: Record<string, unknown>): Record<string, unknown> {
   mod.createReadStream = (path: unknown, options?: unknown): Readable => { const o = streamOpts(options); return readStream(streamHandle(path, o, 'r'), o) }
   mod.createWriteStream = (path: unknown, options?: unknown): Writable => { const o = streamOpts(options); return writeStream(streamHandle(path, o, 'w'), o) }
   Object.assign(mod, syncForms(api.pmem as PmemFs, fds, handle))
+  // cp runs cpSync's walk (nothing on its path waits): the callback form, and fs.promises.cp.
+  const cpAsync = mod[CP_ASYNC] as (...a: unknown[]) => void
+  delete mod[CP_ASYNC]
+  promises.cp = async (...a: unknown[]): Promise<void> => { cpAsync(...a) }
+  mod.cp = dual(promises.cp as (...a: unknown[]) => Promise<unknown>)
   const classes: Record<string, unknown> = { Stats: PmemNodeStats, Dirent: PmemDirent, Dir: PmemDir }
   for (const name of NODE_FS_NAMES) {
     if (name in mod) continue
@@ -1285,16 +1260,7 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
     const p = walkSync(fs, path, 'scandir')
     const o = typeof options === 'object' && options !== null ? options : {}
     const enc = encodingOf(options, 'utf8')
-    const out: PmemDirent[] = []
-    const queue: Array<{ user: string; fs: string }> = [p]
-    for (let q = queue.shift(); q !== undefined; q = queue.shift()) {
-      const dir = q
-      for (const e of wrapSync('scandir', dir.user, () => fs.readdirSync(dir.fs, { withFileTypes: true }))) {
-        const d = e.isDirectory()
-        out.push(new PmemDirent(e.name, dir.user, e.type))
-        if (o.recursive === true && d) queue.push({ user: posix.join(dir.user, e.name), fs: posix.join(dir.fs, e.name) })
-      }
-    }
+    const out = listDirSync(fs, p, o.recursive === true, 'scandir')
     if (o.withFileTypes) return out
     return out.map(e => {
       const rel = e.parentPath === p.user ? e.name : posix.join(posix.relative(toFsPath(p.user), toFsPath(e.parentPath)), e.name)
@@ -1482,8 +1448,194 @@ function syncForms(fs: PmemFs, fds: Map<number, PmemFileHandle>, handle: (fd: un
     },
     writeFileSync: writeFileSync('w'),
     appendFileSync: writeFileSync('a'),
+    copyFileSync: (src: PathLike, dest: PathLike, mode?: number): void => { copyFileImpl(fs, src, dest, mode, true) },
+    opendirSync: (path: PathLike, options?: { encoding?: BufferEncoding | null; bufferSize?: number; recursive?: boolean }): PmemDir => {
+      const p = pathArg(path)
+      try {
+        const w = walkSync(fs, path, 'opendir')
+        return new PmemDir(w.user, listDirSync(fs, w, options?.recursive === true, 'opendir'))
+      } catch (e) {
+        // Node 20's opendirSync reports no path (its error context has none); opendir does.
+        const c = codeOf(e)
+        throw c && c.startsWith('E') && !c.startsWith('ERR_') ? nodeError(c, 'opendir', undefined, undefined, e) : toNodeError(e, 'opendir', p.user)
+      }
+    },
   }
+  out.cpSync = (src: PathLike, dest: PathLike, options?: CpOptions): void => cpSyncFn(out as unknown as CpOps, src, dest, options)
+  out[CP_ASYNC] = (src: PathLike, dest: PathLike, options?: CpOptions): void => cpSyncFn(out as unknown as CpOps, src, dest, options, true)
   return out
+}
+
+/** The options `fs.cp` / `fs.cpSync` take (Node 20). */
+export interface CpOptions {
+  dereference?: boolean; errorOnExist?: boolean; force?: boolean; preserveTimestamps?: boolean; recursive?: boolean
+  verbatimSymlinks?: boolean; mode?: number; filter?: (src: string, dest: string) => boolean
+}
+
+/** Where syncForms hands moduleShape the async cp's walk (not a module name). */
+const CP_ASYNC = '\u0000cpAsync'
+
+type Fn = (...a: never[]) => unknown
+/** The *Sync forms cpSync is written over. */
+interface CpOps {
+  chmodSync: Fn; copyFileSync: Fn; existsSync: Fn; lstatSync: Fn; mkdirSync: Fn; opendirSync: Fn
+  readlinkSync: Fn; statSync: Fn; symlinkSync: Fn; unlinkSync: Fn; utimesSync: Fn
+}
+
+/** A Node `ERR_FS_CP_*` / `ERR_FS_EISDIR` SystemError (code, the info's errno as a positive number, syscall 'cp', path). */
+function cpError(code: string, prefix: string, errCode: string, errno: number, message: string, path: string): NodeSystemError {
+  const err = new Error(`${prefix}: cp returned ${errCode} (${message}) ${path}`) as NodeSystemError
+  err.name = 'SystemError'
+  err.code = code
+  err.errno = errno
+  err.syscall = 'cp'
+  err.path = path
+  Object.defineProperty(err, 'info', { value: { message, path, syscall: 'cp', errno, code: errCode }, enumerable: false })
+  return err
+}
+
+const EINVAL_N = 22, EISDIR_N = 21, ENOTDIR_N = 20, EEXIST_N = 17
+
+/**
+ * `fs.cpSync` as Node 20's lib/internal/fs/cp/cp-sync.js (itself fs-extra's
+ * copySync), over this adapter's own *Sync forms, so every error is the one
+ * those give. The async `cp` runs the same walk (pmemu's calls never wait on
+ * this path: an overwrite unlinks the destination first, so no copy shrinks).
+ */
+function cpSyncFn(m: CpOps, srcArg: unknown, destArg: unknown, options: CpOptions | undefined, asyncForm = false): void {
+  const o = cpOptions(options)
+  const src = pathArg(srcArg, 'src').user
+  const dest = pathArg(destArg, 'dest').user
+  const call = <T>(name: keyof CpOps, ...a: unknown[]): T => (m[name] as (...x: unknown[]) => T)(...a)
+  type St = PmemNodeStats | PmemNodeBigIntStats
+  const resolve = (p: string): string => posix.resolve('/', p)
+  const toArr = (p: string): string[] => resolve(p).split('/').filter(Boolean)
+  const isSrcSubdir = (s: string, d: string): boolean => { const sa = toArr(s); const da = toArr(d); return sa.every((c, i) => da[i] === c) }
+  const identical = (a: St, b: St): boolean => String(a.ino) === String(b.ino)
+  const statFn = o.dereference ? 'statSync' : 'lstatSync'
+  const checkPaths = (s: string, d: string): { srcStat?: St; destStat?: St; skipped: boolean } => {
+    if (o.filter) {
+      const keep = o.filter(s, d) as unknown
+      if (keep instanceof Promise || (keep !== null && typeof keep === 'object' && typeof (keep as { then?: unknown }).then === 'function')) {
+        throw argError('ERR_INVALID_RETURN_VALUE', 'Expected a boolean to be returned from the "filter" function, but got an instance of Promise.')
+      }
+      if (!keep) return { skipped: true }
+    }
+    const srcStat = call<St>(statFn, s, { bigint: true, throwIfNoEntry: true })
+    const destStat = call<St | undefined>(statFn, d, { bigint: true, throwIfNoEntry: false })
+    if (destStat) {
+      if (identical(srcStat, destStat)) throw cpError('ERR_FS_CP_EINVAL', 'Invalid src or dest', 'EINVAL', EINVAL_N, 'src and dest cannot be the same', d)
+      if (srcStat.isDirectory() && !destStat.isDirectory()) {
+        throw cpError('ERR_FS_CP_DIR_TO_NON_DIR', 'Cannot overwrite non-directory with directory', 'EISDIR', EISDIR_N, `cannot overwrite non-directory ${d} with directory ${s}`, d)
+      }
+      if (!srcStat.isDirectory() && destStat.isDirectory()) {
+        throw cpError('ERR_FS_CP_NON_DIR_TO_DIR', 'Cannot overwrite directory with non-directory', 'ENOTDIR', ENOTDIR_N, `cannot overwrite directory ${d} with non-directory ${s}`, d)
+      }
+    }
+    if (srcStat.isDirectory() && isSrcSubdir(s, d)) {
+      throw cpError('ERR_FS_CP_EINVAL', 'Invalid src or dest', 'EINVAL', EINVAL_N, `cannot copy ${s} to a subdirectory of self ${d}`, d)
+    }
+    return { srcStat, destStat, skipped: false }
+  }
+  const checkParentPaths = (s: string, srcStat: St, d: string): void => {
+    const srcParent = resolve(posix.dirname(s))
+    const destParent = resolve(posix.dirname(d))
+    if (destParent === srcParent || destParent === '/') return
+    const st = call<St | undefined>('statSync', destParent, { bigint: true, throwIfNoEntry: false })
+    if (st === undefined) return
+    if (identical(srcStat, st)) throw cpError('ERR_FS_CP_EINVAL', 'Invalid src or dest', 'EINVAL', EINVAL_N, `cannot copy ${s} to a subdirectory of self ${d}`, d)
+    checkParentPaths(s, srcStat, destParent)
+  }
+  const getStats = (destStat: St | undefined, s: string, d: string): void => {
+    const srcStat = call<PmemNodeStats>(statFn, s)
+    if (srcStat.isDirectory() && o.recursive) {
+      if (!destStat) {
+        call('mkdirSync', d)
+        copyDir(s, d)
+        call('chmodSync', d, srcStat.mode)
+      } else copyDir(s, d)
+    } else if (srcStat.isDirectory()) {
+      // Node's cp-sync.js gives this one errno EINVAL, cp.js EISDIR.
+      throw cpError('ERR_FS_EISDIR', 'Path is a directory', 'EISDIR', asyncForm ? EISDIR_N : EINVAL_N, `${s} is a directory (not copied)`, s)
+    } else if (srcStat.isFile()) {
+      if (destStat) {
+        if (o.force) call('unlinkSync', d)
+        else if (o.errorOnExist) throw cpError('ERR_FS_CP_EEXIST', 'Target already exists', 'EEXIST', EEXIST_N, `${d} already exists`, d)
+        else return
+      }
+      call('copyFileSync', s, d, o.mode)
+      if (o.preserveTimestamps) {
+        if ((srcStat.mode & 0o200) === 0) call('chmodSync', d, srcStat.mode | 0o200)
+        const now = call<PmemNodeStats>('statSync', s)
+        call('utimesSync', d, now.atime, now.mtime)
+      }
+      call('chmodSync', d, srcStat.mode)
+    } else if (srcStat.isSymbolicLink()) {
+      onLink(destStat, s, d)
+    }
+  }
+  const copyDir = (s: string, d: string): void => {
+    const dir = call<PmemDir>('opendirSync', s)
+    try {
+      for (let e = dir.readSync(); e !== null; e = dir.readSync()) {
+        const si = posix.join(s, e.name)
+        const di = posix.join(d, e.name)
+        const r = checkPaths(si, di)
+        if (!r.skipped) getStats(r.destStat, si, di)
+      }
+    } finally { dir.closeSync() }
+  }
+  const onLink = (destStat: St | undefined, s: string, d: string): void => {
+    let resolvedSrc = call<string>('readlinkSync', s)
+    if (!o.verbatimSymlinks && !posix.isAbsolute(resolvedSrc)) resolvedSrc = posix.resolve('/', posix.dirname(s), resolvedSrc)
+    if (!destStat) { call('symlinkSync', resolvedSrc, d); return }
+    let resolvedDest: string
+    try {
+      resolvedDest = call<string>('readlinkSync', d)
+    } catch (e) {
+      if (codeOf(e) === 'EINVAL') { call('symlinkSync', resolvedSrc, d); return }
+      throw e
+    }
+    if (!posix.isAbsolute(resolvedDest)) resolvedDest = posix.resolve('/', posix.dirname(d), resolvedDest)
+    if (isSrcSubdir(resolvedSrc, resolvedDest)) {
+      throw cpError('ERR_FS_CP_EINVAL', 'Invalid src or dest', 'EINVAL', EINVAL_N, `cannot copy ${resolvedSrc} to a subdirectory of self ${resolvedDest}`, d)
+    }
+    if (call<PmemNodeStats>('statSync', d).isDirectory() && isSrcSubdir(resolvedDest, resolvedSrc)) {
+      throw cpError('ERR_FS_CP_SYMLINK_TO_SUBDIRECTORY', 'Cannot overwrite symlink in subdirectory of self', 'EINVAL', EINVAL_N, `cannot overwrite ${resolvedDest} with ${resolvedSrc}`, d)
+    }
+    call('unlinkSync', d)
+    call('symlinkSync', resolvedSrc, d)
+  }
+  const first = checkPaths(src, dest)
+  if (first.skipped) return
+  checkParentPaths(src, first.srcStat!, dest)
+  const destParent = posix.dirname(dest)
+  if (!call<boolean>('existsSync', destParent)) call('mkdirSync', destParent, { recursive: true })
+  getStats(first.destStat, src, dest)
+}
+
+/** Node 20's validateCpOptions: the defaults, booleans checked, mode 0..7, dereference with verbatimSymlinks refused. */
+function cpOptions(options: unknown): Required<Omit<CpOptions, 'filter'>> & { filter?: CpOptions['filter'] } {
+  const dflt = { dereference: false, errorOnExist: false, filter: undefined, force: true, preserveTimestamps: false, recursive: false, verbatimSymlinks: false, mode: 0 }
+  if (options === undefined) return dflt
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw argError('ERR_INVALID_ARG_TYPE', `The "options" argument must be of type object. Received ${describe(options)}`)
+  }
+  const o = { ...dflt, ...(options as CpOptions) }
+  for (const k of ['dereference', 'errorOnExist', 'force', 'preserveTimestamps', 'recursive', 'verbatimSymlinks'] as const) {
+    if (typeof o[k] !== 'boolean') {
+      const v = o[k] as unknown
+      throw argError('ERR_INVALID_ARG_TYPE', `The "options.${k}" property must be of type boolean. Received ${typeof v === 'string' ? `type string ('${v}')` : describe(v)}`)
+    }
+  }
+  o.mode = o.mode === undefined || o.mode === null ? 0 : rangeInt(o.mode, 'mode', 0, 7)
+  if (o.dereference && o.verbatimSymlinks) {
+    throw argError('ERR_INCOMPATIBLE_OPTION_PAIR', 'Option "dereference" cannot be used in combination with option "verbatimSymlinks"')
+  }
+  if (o.filter !== undefined && typeof o.filter !== 'function') {
+    throw argError('ERR_INVALID_ARG_TYPE', `The "options.filter" property must be of type function. Received ${describe(o.filter)}`)
+  }
+  return o
 }
 
 /**
@@ -1529,6 +1681,85 @@ function jsRealpath(fs: PmemFs, path: unknown): string {
   return p
 }
 
+/**
+ * copyFile / copyFileSync in libuv's order: open the source, open (create) the
+ * destination (COPYFILE_EXCL: O_EXCL, so an existing one is EEXIST), stop if
+ * both are the same file, truncate it, copy; on any failure after that the
+ * destination is removed. A longer destination is overwritten in place and
+ * then shrunk (the same bytes as truncate-then-copy), and a shrink may wait for
+ * pins: the async form awaits it (the returned promise), the sync form says
+ * EAGAIN before anything changed, as writeFileSync.
+ */
+function copyFileImpl(fs: PmemFs, src: unknown, dest: unknown, mode: unknown, sync: boolean): Promise<void> | undefined {
+  const a = pathArg(src, 'src')
+  const b = pathArg(dest, 'dest')
+  const m = copyMode(mode)
+  const fail = (e: unknown): unknown => toNodeError(e, 'copyfile', a.user, b.user)
+  if (m & fsConstants.COPYFILE_FICLONE_FORCE) throw nodeError('ENOSYS', 'copyfile', a.user, b.user)
+  const twoPath = (e: unknown): unknown => {
+    const n = e as NodeSystemError
+    return n && typeof n === 'object' && typeof n.code === 'string' && n.syscall ? nodeError(n.code, 'copyfile', a.user, b.user, n) : fail(e)
+  }
+  let from: PmemFile
+  try { from = openAtSync(fs, src, 'r', 0, 'copyfile', 'src') } catch (e) { throw twoPath(e) }
+  let to: PmemFile | undefined
+  const close = (): void => {
+    try { to?.closeSync() } catch { /* reported by the copy */ }
+    try { from.closeSync() } catch { /* nothing to report */ }
+  }
+  const failed = (e: unknown): unknown => {
+    close()
+    try { fs.unlinkSync(b.fs) } catch { /* already gone */ }
+    return fail(e)
+  }
+  let size: number
+  let isDir: boolean
+  try {
+    const srcStat = from.stat()
+    isDir = srcStat.isDirectory()
+    // A directory source fails after the destination was truncated (sendfile says EISDIR).
+    size = isDir ? 0 : from.size
+    const excl = (m & fsConstants.COPYFILE_EXCL) !== 0
+    try {
+      to = openAtSync(fs, dest, fsConstants.O_WRONLY | fsConstants.O_CREAT | (excl ? fsConstants.O_EXCL : 0), srcStat.mode & 0o7777, 'copyfile', 'dest')
+    } catch (e) { throw twoPath(e) }
+    if (!excl && to.ino === from.ino) { close(); return undefined }
+    // libuv gives the destination the source's mode, also when it existed.
+    to.chmodSync(srcStat.mode & 0o7777)
+    if (sync && to.size > size) {
+      throw nodeError('EAGAIN', 'copyfile', a.user, b.user, undefined,
+        'copying onto a longer file shrinks it, which may wait for mappings and pins: use the async copyFile')
+    }
+  } catch (e) { close(); throw e }
+  const out = to
+  if (isDir) {
+    const eisdir = nodeError('EISDIR', 'copyfile', a.user, b.user)
+    if (out.size === 0) throw failed(eisdir)
+    return out.truncate(0).then(() => { throw failed(eisdir) }, e => { throw failed(e) })
+  }
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, size)))
+    for (let pos = 0; ;) {
+      const n = from.read(buf, pos)
+      if (n === 0) break
+      out.write(buf.subarray(0, n), pos)
+      pos += n
+    }
+  } catch (e) { throw failed(e) }
+  if (out.size <= size) { close(); return undefined }
+  return out.truncate(size).then(close, e => { throw failed(e) })
+}
+
+/** copyFile's mode as Node's getValidMode checks it (its own messages). */
+function copyMode(mode: unknown): number {
+  if (mode === undefined || mode === null) return 0
+  if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < -(2 ** 31) || mode >= 2 ** 31) {
+    throw argError('ERR_INVALID_ARG_TYPE', 'mode must be int32 or null/undefined')
+  }
+  if (mode < 0 || mode > 7) throw argError('ERR_OUT_OF_RANGE', 'mode is out of range: >= 0 && <= 7', RangeError)
+  return mode
+}
+
 /** A path result in the caller's encoding ('buffer' gives a Buffer), as Node's realpath/readlink. */
 function encodePath(s: string, options: unknown): string | Buffer {
   const enc = encodingOf(options, 'utf8')
@@ -1553,15 +1784,18 @@ function symlinkImpl(fs: PmemFs, target: unknown, path: unknown, type: unknown):
 
 /** Entries of a directory (recursively: breadth-first, as Node), as Dirents whose parentPath is in the caller's form. */
 async function listDir(fs: PmemFs, p: { user: string; fs: string }, recursive: boolean, syscall: string): Promise<PmemDirent[]> {
+  return listDirSync(fs, p, recursive, syscall)
+}
+
+/** {@link listDir} without a promise. Linked directories are not descended into. */
+function listDirSync(fs: PmemFs, p: { user: string; fs: string }, recursive: boolean, syscall: string): PmemDirent[] {
   const out: PmemDirent[] = []
   const queue: Array<{ user: string; fs: string }> = [p]
   for (let q = queue.shift(); q !== undefined; q = queue.shift()) {
     const dir = q
-    const ents = await wrap(syscall, dir.user, () => fs.readdir(dir.fs, { withFileTypes: true }))
-    for (const e of ents) {
-      const d = e.isDirectory()
+    for (const e of wrapSync(syscall, dir.user, () => fs.readdirSync(dir.fs, { withFileTypes: true }))) {
       out.push(new PmemDirent(e.name, dir.user, e.type))
-      if (recursive && d) queue.push({ user: posix.join(dir.user, e.name), fs: posix.join(dir.fs, e.name) })
+      if (recursive && e.isDirectory()) queue.push({ user: posix.join(dir.user, e.name), fs: `${dir.fs.replace(/\/$/, '')}/${e.name}` })
     }
   }
   return out
