@@ -9,6 +9,7 @@ import { mkfs, mount, daxOf, PTE_NONE, type DaxMapping } from '../src/dax/index.
 import type { BreakScope, PmemFile, PmemFs } from '../src/fs/index.js'
 import { MODELS, MODEL_NAMES, FOLIO_PAGES, type ModelName } from '../src/page/index.js'
 import { DmaEngine } from '../src/dma/index.js'
+import { code, track } from './fixtures/settle.js'
 
 const PS = 4096
 const MiB = 1 << 20
@@ -17,17 +18,6 @@ const PAGES = 16
 const stats = (dev: Device) => dev.stats() as ReturnType<Device['table']['stats']>
 const mmap = (f: PmemFile, off: number, len: number, o: { write?: boolean } = {}): DaxMapping => f.mmap(off, len, o) as DaxMapping
 
-async function code(fn: () => unknown): Promise<string | undefined> {
-  try { await fn() } catch (e) { return (e as { code?: string }).code ?? String(e) }
-  return undefined
-}
-
-/** A promise's settled state, looked at after a macrotask (no sleeping). */
-function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
-  let s = false
-  p.then(() => { s = true }, () => { s = true })
-  return { p, settled: () => s }
-}
 
 /** File page i holds the byte i + 1. */
 function pattern(pages: number): Uint8Array {

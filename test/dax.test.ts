@@ -4,6 +4,7 @@ import { openDevice, type Device } from '../src/region/index.js'
 import { mkfs, mount, daxOf, PTE_NONE, type DaxMapping, type MemoryFailureEvent } from '../src/dax/index.js'
 import type { PmemFile, PmemFs } from '../src/fs/index.js'
 import { MODELS, MODEL_NAMES, PIN_BIAS, type ModelName } from '../src/page/index.js'
+import { code, track } from './fixtures/settle.js'
 
 type TT = Test
 const PS = 4096
@@ -29,17 +30,6 @@ const stats = (dev: Device) => dev.stats() as ReturnType<Device['table']['stats'
 
 const mmap = (f: PmemFile, off: number, len: number, o: { write?: boolean; sync?: boolean } = {}): DaxMapping => f.mmap(off, len, o) as DaxMapping
 
-async function code(fn: () => unknown): Promise<string | undefined> {
-  try { await fn() } catch (e) { return (e as { code?: string }).code ?? String(e) }
-  return undefined
-}
-
-/** A promise's settled state, without sleeping: checked after a macrotask. */
-function track<T>(p: Promise<T>): { p: Promise<T>; settled: () => boolean } {
-  let s = false
-  p.then(() => { s = true }, () => { s = true })
-  return { p, settled: () => s }
-}
 
 function readAll(f: PmemFile, len: number, at = 0): Uint8Array {
   const b = new Uint8Array(len)
