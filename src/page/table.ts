@@ -560,22 +560,19 @@ export class PageTable {
    */
   unbind(): Violation[] {
     const hazards: Violation[] = []
-    if (!this.bound) return hazards
+    if (Atomics.compareExchange(this.#i32, H_BOUND >> 2, 1, 0) !== 1) return hazards
     if (this.model.unbindWaits === 'pgmap-base') {
-      let p = 0
       let n = 0
-      for (;;) {
+      for (let p = 0; p < this.pageCount;) {
         const h = this.#x.firstBusy(p, this.pageCount - p, BUSY_ABOVE_IDLE)
         if (h < 0) break
         n++
-        if (hazards.length < MAX_LIVE_REPORTS) hazards.push(this.#makeViolation(V.unbindHazard, h, 'unbind', this.model.idleRefcount, this.snapshot(h).refcount))
-        const order = this.snapshot(h).order
-        p = h + (order > 0 ? 1 << order : 1)
-        if (p >= this.pageCount) break
+        const s = this.snapshot(h)
+        if (hazards.length < MAX_LIVE_REPORTS) hazards.push(this.#makeViolation(V.unbindHazard, h, 'unbind', this.model.idleRefcount, s.refcount))
+        p = h + (s.order > 0 ? 1 << s.order : 1)
       }
       if (n > 0) this.#x.bump(S_HAZARDS, BigInt(n))
     }
-    if (Atomics.compareExchange(this.#i32, H_BOUND >> 2, 1, 0) !== 1) return []
     const base = this.#i32[M_PGMAP_BASE >> 2]!
     if (base !== 0) Atomics.sub(this.#i32, H_PGMAP_REFS >> 2, base)
     this.#x.bump(S_UNBINDS, 1n)
