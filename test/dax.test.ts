@@ -466,24 +466,7 @@ t.test('close and unlink of a mapped file keep the blocks until the last mapping
   }
 })
 
-t.test('unlinked file with a page pinned past its last unmap: freed when the pin goes', async t => {
-  const { dev, fs, f } = await setup('upstream')
-  const m = mmap(f, 0, 8 * PS, { write: true })
-  m.populate()
-  const p = f.pfnAt(2)!
-  dev.pages.pin(p)
-  const free0 = fs.statfs().free
-  await f.close()
-  await fs.unlink('/f')
-  m.unmap()
-  await macrotask()
-  t.equal(fs.statfs().free, free0, 'release deferred while pinned')
-  dev.pages.unpin(p)
-  for (let i = 0; i < 5 && fs.statfs().free === free0; i++) await macrotask()
-  t.equal(fs.statfs().free, free0 + 8, 'freed after the unpin')
-  t.same(dev.check(), [], 'clean, no hazard')
-  await dev.close()
-})
+// An unlinked file pinned past its last unmap: test/break.test.ts (the final break, every model).
 
 t.test('poison: faulting a poisoned page is SIGBUS; mapped pages poisoned later raise memory-failure and are unmapped', async t => {
   for (const model of MODEL_NAMES) {

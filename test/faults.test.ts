@@ -522,6 +522,19 @@ t.test('forEachCrash reports unexpected workload errors and rejects a broken dry
 
 // ------------------------------------------------------------------------------------ unbind
 
+/** A device with /a (8 KiB of pattern 31) mapped and a DMA transfer over it held pinned until release. */
+async function heldTransfer(t: Test, model: ModelName) {
+  const dev = await newDev(t, { model })
+  const fs = await newFs(dev)
+  const f = await writeFile(fs, '/a', pattern(8192, 31))
+  const map = f.mmap(0, 8192, { write: true }) as DaxMapping
+  const dma = new DmaEngine(dev, { workers: 1 })
+  t.teardown(() => dma.close())
+  const tr = dma.submit({ map, offset: 0, length: 8192, direction: 'to-device', hold: 'until-release' })
+  await tr.pinned
+  return { dev, fs, map, dma, tr }
+}
+
 // The models whose unbind waits for every page (SPEC §3 "unbind waits for"): the reworked dax-gup.
 for (const model of MODEL_NAMES.filter(m => MODELS[m].unbindWaits === 'all-idle')) {
   t.test(`${model}: unbind times out on a pin and leaves everything working; after unpin it completes, then ENXIO`, async t => {
@@ -572,14 +585,7 @@ for (const model of MODEL_NAMES.filter(m => MODELS[m].unbindWaits === 'all-idle'
   })
 
   t.test(`${model}: unbind with a DMA hold waits until release, then ENXIO for the engine`, async t => {
-    const dev = await newDev(t, { model })
-    const fs = await newFs(dev)
-    const f = await writeFile(fs, '/a', pattern(8192, 31))
-    const map = f.mmap(0, 8192, { write: true }) as DaxMapping
-    const dma = new DmaEngine(dev, { workers: 1 })
-    t.teardown(() => dma.close())
-    const tr = dma.submit({ map, offset: 0, length: 8192, direction: 'to-device', hold: 'until-release' })
-    await tr.pinned
+    const { dev, fs, map, dma, tr } = await heldTransfer(t, model)
     let done = false
     const u = dev.unbind().then(() => { done = true })
     await new Promise(r => setTimeout(r, 40))
@@ -614,14 +620,7 @@ for (const model of MODEL_NAMES.filter(m => MODELS[m].unbindWaits === 'pgmap-bas
   })
 
   t.test(`${model}: unbind with a DMA hold completes; the held transfer ends, the engine then fails with ENXIO`, async t => {
-    const dev = await newDev(t, { model })
-    const fs = await newFs(dev)
-    const f = await writeFile(fs, '/a', pattern(8192, 31))
-    const map = f.mmap(0, 8192, { write: true }) as DaxMapping
-    const dma = new DmaEngine(dev, { workers: 1 })
-    t.teardown(() => dma.close())
-    const tr = dma.submit({ map, offset: 0, length: 8192, direction: 'to-device', hold: 'until-release' })
-    await tr.pinned
+    const { dev, map, dma, tr } = await heldTransfer(t, model)
     await dev.unbind({ timeoutMs: 5000 })
     t.ok(dev.check().some(v => v.kind === 'use-after-unbind hazard'), 'the pinned pages are reported')
     tr.release()
