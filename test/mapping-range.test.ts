@@ -190,6 +190,26 @@ for (const backend of ['memory', 'native'] as const) {
     t.same(dev.check(), [], 'clean')
   })
 
+  t.test(`${backend}: populate() maps every faulted page into the range: a worker sees them with no view on this thread`, async t => {
+    const dev = await open()
+    t.teardown(() => dev.close())
+    const fs = await mkfs(dev)
+    const { f } = await manyExtents(fs, 16)
+    const size = f.stat().size
+    const m = mmap(f, 0, size, { write: true })
+    m.populate()
+    const got = await new Promise<Uint8Array>((res, rej) => {
+      const w = new Worker(`const { parentPort, workerData } = require('node:worker_threads')
+        parentPort.postMessage(new Uint8Array(workerData.range.sabs[0]).slice(0, ${size}))`,
+      { eval: true, workerData: { range: m.share().range } })
+      w.once('message', x => { res(x as Uint8Array); void w.terminate() })
+      w.once('error', rej)
+    })
+    t.equal(Buffer.compare(got, read(f, size)), 0, 'the worker reads the file byte for byte')
+    t.same(dev.check(), [], 'clean')
+    m.unmap(); await f.close()
+  })
+
   t.test(`${backend}: a stale view after unmap / truncate / punch-hole reaches no device byte and is reported`, async t => {
     for (const how of ['unmap', 'truncate', 'punch-hole'] as const) {
       const dev = await open()

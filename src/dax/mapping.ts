@@ -281,7 +281,7 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
   populate(): void {
     this.assertLive('populate')
     const g = this.#gone
-    if (!g) { this.#layer.populate(this); return }
+    if (!g) { this.#layer.populate(this); this.#mapFaulted(0, this.pages); return }
     // The parts still mapped, one run at a time.
     let j = 0
     while (j < this.pages) {
@@ -289,6 +289,26 @@ export class DaxMapping extends EventEmitter implements DaxMappingLike {
       let k = j + 1
       while (k < this.pages && !g[k]) k++
       this.#layer.populate(this, j, k)
+      this.#mapFaulted(j, k)
+      j = k
+    }
+  }
+
+  /**
+   * Map the faulted pages of [j0, j1) into the address range, so workers
+   * holding share().range see them without a view() on this thread. Pages
+   * not faulted are left as they are (a guard page stays a guard page).
+   */
+  #mapFaulted(j0: number, j1: number): void {
+    const range = this.#addr
+    if (!range) return
+    const ptes = this.ptes
+    let j = j0
+    while (j < j1) {
+      if (ptes[j] === PTE_NONE) { j++; continue }
+      let k = j + 1
+      while (k < j1 && ptes[k] !== PTE_NONE) k++
+      range.sync(ptes, j, k)
       j = k
     }
   }
