@@ -1,7 +1,7 @@
 /**
  * Every benchmark, in the order it runs. Adding one: write a `Benchmark`
  * (bench/types.ts) in bench/paths/, give it an `available()` that says why it
- * cannot run yet (bench/layers.ts `needLayers`), and list it here.
+ * cannot run here (e.g. the native shim is not built), and list it here.
  */
 import type { Benchmark } from './types.js'
 import { memcpyBw, open64g, persistPath, sideTable } from './paths/region.js'

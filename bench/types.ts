@@ -147,8 +147,7 @@ export interface BenchContext {
 /**
  * One benchmark module. `paths` lists the result paths it produces, for the
  * skipped list when `available()` says no. `available` returns null when it
- * can run, or the reason it cannot ('not available yet: src/dma has no
- * DmaEngine'); it is called once per run.
+ * can run, or the reason it cannot (e.g. 'the native shim is not built'); it is called once per run.
  */
 export interface Benchmark {
   id: string

@@ -8,7 +8,7 @@ import type { Worker } from 'node:worker_threads'
 import { spawnWorker } from '../../src/util/worker.js'
 import type { Benchmark, BenchResult } from '../types.js'
 import { median, result } from '../measure.js'
-import { needLayers } from '../layers.js'
+import { nativeShim } from '../../src/region/index.js'
 
 
 function workerUrl(): URL {
@@ -35,7 +35,7 @@ async function runRound(ws: Worker[], mode: 'js' | 'c', pfns: number[], iters: n
 export const contention: Benchmark = {
   id: 'contention', title: 'get+put from 1..N workers (same page, own page)',
   paths: ['contention-same-page', 'contention-own-page'], scope: 'model', weight: 2,
-  available: () => needLayers(['src/page/index.js', ['PageTable']], ['src/region/native.js', ['nativeShim']]),
+  available: async () => { try { nativeShim(); return null } catch (e) { return `the native shim is not built: ${String((e as Error)?.message)}` } },
   async run(ctx) {
     const { dev, budget: b } = ctx
     const maxW = Math.max(1, ctx.workers)

@@ -13,14 +13,11 @@
  * the two recordings); states/s = distinct states / wall time of the call.
  */
 import type { Benchmark, BenchContext, BenchResult } from '../types.js'
-import { layer, needLayers } from '../layers.js'
+import { forEachCrash } from '../../src/faults/index.js'
 import { collectGarbage, median, result } from '../measure.js'
-
-const FAULTS_LAYER: [string, string[]] = ['src/faults/index.js', ['forEachCrash']]
 
 type Ctx = { fs: { open(p: string, f: string): Promise<File>; readdir(p: string): Promise<string[]> }; state: Record<string, unknown> }
 type File = { write(b: Uint8Array, pos: number): number; read(b: Uint8Array, pos: number): number; size: number; fsync(): Promise<void>; close(): Promise<void> }
-type ForEachCrash = (w: (c: Ctx) => Promise<void>, v: (c: Ctx) => Promise<void>, o: object) => Promise<{ runs: number; operations?: number; ok: boolean; firstFailure?: { message: string } }>
 
 const FILES = 5
 const PIECE = 3000
@@ -58,9 +55,8 @@ export const crashExplore: Benchmark = {
   paths: ['crash-explore'],
   scope: 'global',
   weight: 2,
-  available: () => needLayers(FAULTS_LAYER),
+  available: async () => null,
   async run(ctx: BenchContext): Promise<BenchResult[]> {
-    const forEachCrash = (await layer(FAULTS_LAYER)).forEachCrash as ForEachCrash
     const rounds = ctx.budget.rounds
     const out: BenchResult[] = []
     for (const [path, fsck] of [['crash-explore', false]] as const) {

@@ -21,17 +21,15 @@ import { openDevice, type Device } from '../../src/region/index.js'
 import type { PmemFile, PmemFs } from '../../src/fs/index.js'
 import type { DaxMapping } from '../../src/dax/index.js'
 import type { Benchmark, BenchContext, BenchResult } from '../types.js'
-import { DAX_LAYER, MOUNT_LAYER, layer, needLayers } from '../layers.js'
 import { collectGarbage, median, result } from '../measure.js'
-import type { MountMod } from './fs.js'
+import { mkfs } from '../../src/mount.js'
 
 const MiB = 2 ** 20
 const CHUNK = 2 * MiB
 
 /** The public mkfs: the fs with DAX attached. */
 export async function daxFs(dev: Device): Promise<PmemFs> {
-  const m = await layer(MOUNT_LAYER) as unknown as MountMod
-  return m.mkfs(dev, { label: 'pmemu-bench' })
+  return mkfs(dev, { label: 'pmemu-bench' })
 }
 
 export function mapOf(f: PmemFile, offset: number, length: number, write = true): DaxMapping {
@@ -65,7 +63,7 @@ function delta(dev: Device, before: Record<string, number>, key: string): number
 export const daxFaults: Benchmark = {
   id: 'dax', title: 'DAX fault (order 0, folio) and unmap', paths: ['fault', 'fault-folio', 'unmap', 'unmap-folio'],
   scope: 'model', weight: 2,
-  available: () => needLayers(MOUNT_LAYER, DAX_LAYER),
+  available: async () => null,
   async run(ctx) {
     const { dev } = ctx
     const ps = dev.pageSize
@@ -132,7 +130,7 @@ export const daxFaults: Benchmark = {
 
 export const daxTruncate: Benchmark = {
   id: 'truncate', title: 'truncate of an unpinned file (mapped, and never mapped)', paths: ['truncate', 'truncate-unmapped'], scope: 'model', weight: 2,
-  available: () => needLayers(MOUNT_LAYER, DAX_LAYER),
+  available: async () => null,
   async run(ctx) {
     const T = ctx.budget.truncateBytes
     const ps = ctx.dev.pageSize
@@ -199,7 +197,7 @@ export const tick = (): Promise<void> => new Promise(r => setImmediate(r))
 
 export const unpinToTruncate: Benchmark = {
   id: 'unpin-truncate', title: 'last unpin → truncate resumed', paths: ['unpin-to-truncate'], scope: 'model',
-  available: () => needLayers(MOUNT_LAYER, DAX_LAYER),
+  available: async () => null,
   async run(ctx) {
     const { dev } = ctx
     const ps = dev.pageSize

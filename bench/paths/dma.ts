@@ -22,13 +22,11 @@
 import { nativeShim } from '../../src/region/index.js'
 import type { Device } from '../../src/region/index.js'
 import type { DaxMapping } from '../../src/dax/index.js'
-import type { DmaEngine as DmaEngineT, DmaEngineOptions, DmaResult, DmaTransfer } from '../../src/dma/index.js'
+import { DmaEngine, type DmaResult, type DmaTransfer } from '../../src/dma/index.js'
 import type { Benchmark, BenchResult } from '../types.js'
-import { DAX_LAYER, DMA_LAYER, MOUNT_LAYER, layer, needLayers } from '../layers.js'
 import { median, ownSite, result, timeJs } from '../measure.js'
 import { daxFs, fileBytes, mapOf, tick } from './dax.js'
 
-type DmaMod = { DmaEngine: new (dev: Device, o: DmaEngineOptions) => DmaEngineT }
 
 const KiB = 1024
 const MiB = 2 ** 20
@@ -44,7 +42,7 @@ function regionSab(m: DaxMapping, length: number): { sab: SharedArrayBuffer; off
 }
 
 /** Start the engine's workers: one small transfer per worker at once, twice (worker start-up, JIT). */
-async function warm(dma: DmaEngineT, map: DaxMapping, workers: number, ps: number, buf: Uint8Array): Promise<void> {
+async function warm(dma: DmaEngine, map: DaxMapping, workers: number, ps: number, buf: Uint8Array): Promise<void> {
   for (let r = 0; r < 3; r++) {
     const ts: DmaTransfer[] = []
     for (let w = 0; w < workers; w++) ts.push(dma.submit({ map, offset: w * ps, length: ps, direction: 'to-device', buffer: buf.subarray(w * ps, (w + 1) * ps) }))
@@ -53,7 +51,7 @@ async function warm(dma: DmaEngineT, map: DaxMapping, workers: number, ps: numbe
 }
 
 /** Wall ns of one copy of [0, len) split into `pieces` transfers submitted at once. */
-async function copyOnce(dma: DmaEngineT, map: DaxMapping, len: number, pieces: number, ps: number, buf: Uint8Array,
+async function copyOnce(dma: DmaEngine, map: DaxMapping, len: number, pieces: number, ps: number, buf: Uint8Array,
   direction: 'to-device' | 'from-device'): Promise<{ wall: number; res: DmaResult[] }> {
   const piece = Math.ceil(len / pieces / ps) * ps
   const t0 = process.hrtime.bigint()
@@ -73,15 +71,14 @@ export const dmaPaths: Benchmark = {
   paths: ['dma-copy-to-device', 'dma-copy-from-device', 'dma-copy-size', 'dma-pin-unpin', 'dma-pin-unpin-direct', 'dma-submit-pinned',
     'dma-submit-pinned-fault', 'unpin-to-truncate-dma'],
   scope: 'model', weight: 3,
-  available: () => needLayers(MOUNT_LAYER, DAX_LAYER, DMA_LAYER),
+  available: async () => null,
   async run(ctx) {
-    const { DmaEngine } = await layer(DMA_LAYER) as unknown as DmaMod
     const { dev, budget: b } = ctx
     const ps = dev.pageSize
     const fs = await daxFs(dev)
     const out: BenchResult[] = []
-    const engines: DmaEngineT[] = []
-    const engine = (workers: number): DmaEngineT => {
+    const engines: DmaEngine[] = []
+    const engine = (workers: number): DmaEngine => {
       const e = new DmaEngine(dev, { workers })
       engines.push(e)
       return e

@@ -21,13 +21,11 @@
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { nativeShim, openDevice, type Device } from '../../src/region/index.js'
-import type { PmemFile, PmemFs } from '../../src/fs/index.js'
+import { fsck, type PmemFile, type PmemFs } from '../../src/fs/index.js'
+import * as m from '../../src/mount.js'
 import type { Benchmark, BenchContext, BenchResult } from '../types.js'
-import { FS_LAYER, MOUNT_LAYER, layer, needLayers } from '../layers.js'
 import { collectGarbage, interleave, median, result } from '../measure.js'
 
-export type MountMod = { mkfs(dev: Device, o?: object): Promise<PmemFs>; mount(dev: Device, o?: object): Promise<PmemFs> }
-type FsckMod = { fsck(dev: Device, o?: object): Promise<{ clean: boolean; problems: unknown[] }> }
 
 const KiB = 1024
 const MiB = 2 ** 20
@@ -141,10 +139,8 @@ function ioGbs(bytes: number, piece: number, rounds: number, op: (pos: number) =
 export const fsTimes: Benchmark = {
   id: 'fs', title: 'mkfs / mount / fsck; file.write / file.read vs memcpy',
   paths: ['mkfs', 'mount', 'fsck', 'write-4k', 'read-4k', 'write-1m', 'read-1m'], scope: 'global', weight: 2,
-  available: () => needLayers(FS_LAYER, MOUNT_LAYER),
+  available: async () => null,
   async run(ctx): Promise<BenchResult[]> {
-    const m = await layer(MOUNT_LAYER) as unknown as MountMod
-    const { fsck } = await layer(FS_LAYER) as unknown as FsckMod
     const sz = fsSizes(ctx)
     const rounds = Math.max(1, Math.min(5, ctx.budget.rounds))
     const ps = ctx.dev.pageSize
@@ -234,11 +230,9 @@ function sizedPath(base: string, bytes: number): string {
 export const fsEmptyBig: Benchmark = {
   id: 'fs-empty-64g', title: 'mkfs / mount / fsck of an empty fs on a 64 GiB sparse device',
   paths: ['mkfs-64g', 'mount-64g', 'fsck-64g'], scope: 'global', weight: 1,
-  available: () => needLayers(FS_LAYER, MOUNT_LAYER),
+  available: async () => null,
   covers: (declared, produced) => declared.replace(/-64g$/, '') === produced.replace(/-\d+[gm]$/, ''),
   async run(ctx): Promise<BenchResult[]> {
-    const m = await layer(MOUNT_LAYER) as unknown as MountMod
-    const { fsck } = await layer(FS_LAYER) as unknown as FsckMod
     const bytes = ctx.budget.openBytes
     const rounds = Math.max(3, Math.min(9, ctx.budget.rounds))
     const file = join(ctx.scratch, `fs-empty-${sizedPath('x', bytes).slice(2)}.pmem`)
@@ -293,10 +287,9 @@ export const fsEmptyBig: Benchmark = {
 export const fsCreate: Benchmark = {
   id: 'fs-create', title: 'file creation (open + 4 KiB write + close) vs node:fs',
   paths: ['create-4k'], scope: 'global', weight: 1,
-  available: () => needLayers(FS_LAYER, MOUNT_LAYER),
+  available: async () => null,
   async run(ctx): Promise<BenchResult[]> {
     const nodeFs = await import('node:fs')
-    const m = await layer(MOUNT_LAYER) as unknown as MountMod
     const file = join(ctx.scratch, 'fs-create.pmem')
     const dev = await openDevice(file, { size: 64 * MiB, create: true, model: 'upstream', pageSize: ctx.dev.pageSize })
     const dirBase = nodeFs.mkdtempSync(join(ctx.scratch, 'node-create-'))

@@ -11,7 +11,6 @@
  */
 import type { DaxMapping } from '../../src/dax/index.js'
 import type { Benchmark, BenchResult } from '../types.js'
-import { DAX_LAYER, MOUNT_LAYER, needLayers } from '../layers.js'
 import { median, result } from '../measure.js'
 import { daxFs, fileBytes, mapOf, nsOf } from './dax.js'
 
@@ -20,7 +19,7 @@ const MiB = 2 ** 20
 export const daxViewFaults: Benchmark = {
   id: 'dax-view', title: 'DAX fault through the mapping\'s address range (view)', paths: ['fault-view', 'fault-view-4k', 'fault-view-folio'],
   scope: 'model', weight: 2,
-  available: () => needLayers(MOUNT_LAYER, DAX_LAYER),
+  available: async () => null,
   async run(ctx) {
     const { dev } = ctx
     const ps = dev.pageSize

@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path'
 import cliProgress from 'cli-progress'
 import { isErrorCode, pmemError, wrapSystemError } from '../errors.js'
 import { bytesWithUnit } from './format.js'
+import { whatItHolds } from './holds.js'
 import type { ModelName } from '../region/types.js'
 import {
   runBenchmarks, renderHtml, compareLines, resultsTable, skippedLines, detectFs, defaultBase, resolveModels,
@@ -133,7 +134,6 @@ export async function runBenchCommand(o: BenchCommandOptions | Record<string, un
   if (opts.file !== undefined) {
     checkWritableDir(opts.file, '--file')
     // The benchmarks format the region: never over something a user keeps unless told to.
-    const { whatItHolds } = await import('./commands.js')
     let holds = await whatItHolds(opts.file)
     // mkfs may format a device with no file system (as mkfs.xfs), but its
     // region may hold data written through the API: bench asks first too

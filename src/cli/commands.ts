@@ -7,6 +7,7 @@ import { isPmemuError, pmemError } from '../errors.js'
 import { parseSize, formatBytes } from '../util/size.js'
 import { deviceSummary, printSummary, printFsSummary, bytesWithUnit, plural } from './format.js'
 import { terminalProgress } from './progress.js'
+import { whatItHolds } from './holds.js'
 
 const out = (l: string) => process.stdout.write(l + '\n')
 
@@ -64,34 +65,6 @@ async function openForReading(file: string): Promise<Device> {
     process.stderr.write(`pmemu: warning: ${file} is open for writing in another process: what follows is read without its lock and may be mid-update\n`)
   }
   return dev
-}
-
-/**
- * What a device file holds that a format would destroy, in one phrase, for
- * refusals ('a pmemu file system (3 inodes in use, 12 KiB of 16 MiB used)',
- * or data that is not a pmemu device); undefined when the file is absent,
- * empty or a device with no file system (as mkfs.xfs, which refuses only
- * over a file system it recognises).
- */
-export async function whatItHolds(file: string): Promise<string | undefined> {
-  let st
-  try { st = statSync(file) } catch { return undefined }
-  if (!st.isFile() || st.size === 0) return undefined
-  let dev: Device
-  try {
-    dev = await openDevice(file, { readOnly: true, alongsideWriter: true })
-  } catch (e) {
-    if (isPmemuError(e) && e.code === 'EINVAL') return `${bytesWithUnit(st.size)} of data that is not a pmemu device`
-    throw e
-  }
-  try {
-    const fs = fsInfo(dev)
-    if (!fs.present) return undefined
-    const used = ((fs.blocks ?? 0) - (fs.freeBlocks ?? 0)) * (fs.blockSize ?? 0)
-    return `a pmemu file system${fs.label ? ` labelled '${fs.label}'` : ''} (${plural(fs.usedInodes, 'inode')} in use, ${formatBytes(used)} of ${formatBytes(dev.size)} used)`
-  } finally {
-    await dev.close()
-  }
 }
 
 /** Human text of a file-system state (info, fsck). */
